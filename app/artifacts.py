@@ -1,0 +1,219 @@
+"""The artifact format: the only code that reads or writes model files.
+
+A model version lives in ``<models_dir>/<name>/<version>/`` as ``model.joblib`` plus
+``metadata.json``. The metadata records the sha256 of the model file, so a file that was
+tampered with or truncated is refused *before* it is unpickled, and the library versions that
+made it, so a model is never silently run under a different scikit-learn.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import re
+import secrets
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy
+import pandas
+import sklearn
+
+FORMAT_VERSION = 1
+MODEL_FILE = "model.joblib"
+METADATA_FILE = "metadata.json"
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+
+
+class ArtifactError(Exception):
+    """A model version that cannot be served; the message says why and what to do."""
+
+
+class ArtifactNotFound(ArtifactError):
+    pass
+
+
+class ArtifactCorrupt(ArtifactError):
+    pass
+
+
+class ArtifactIncompatible(ArtifactError):
+    pass
+
+
+@dataclass(frozen=True)
+class Artifact:
+    name: str
+    version: int
+    path: Path
+    metadata: dict[str, Any]
+    model: Any = field(repr=False, default=None)
+
+
+def runtime_versions() -> dict[str, str]:
+    """Library versions that decide whether a pickled Pipeline behaves as it did in training."""
+    return {
+        "python": platform.python_version(),
+        "scikit-learn": sklearn.__version__,
+        "numpy": numpy.__version__,
+        "pandas": pandas.__version__,
+        "joblib": joblib.__version__,
+    }
+
+
+def check_name(name: str) -> str:
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        raise ValueError(
+            f"invalid model name {name!r}: use 1-64 lowercase letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def sha256_file(path: Path | str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def list_names(models_dir: Path | str) -> list[str]:
+    root = Path(models_dir)
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and NAME_PATTERN.match(p.name))
+
+
+def list_versions(models_dir: Path | str, name: str) -> list[int]:
+    """Published versions, ascending; half-written folders (dot-prefixed) are not versions."""
+    folder = Path(models_dir) / name
+    if not folder.is_dir():
+        return []
+    return sorted(int(p.name) for p in folder.iterdir() if p.is_dir() and p.name.isdigit())
+
+
+def save(models_dir: Path | str, name: str, model: Any, metadata: dict[str, Any]) -> Artifact:
+    """Publish ``model`` as the next version of ``name``, atomically.
+
+    Everything is written into a hidden staging folder and then renamed into place, so a crash
+    leaves no half version behind and a concurrent trainer can never overwrite a version: the
+    rename fails if the version exists, and we move on to the next number.
+    """
+    check_name(name)
+    parent = Path(models_dir) / name
+    parent.mkdir(parents=True, exist_ok=True)
+    staging = parent / f".staging-{os.getpid()}-{secrets.token_hex(4)}"
+    staging.mkdir()
+    try:
+        model_path = staging / MODEL_FILE
+        joblib.dump(model, model_path)
+        _fsync(model_path)
+        record = dict(metadata)
+        record.update(
+            format_version=FORMAT_VERSION,
+            name=name,
+            model_file=MODEL_FILE,
+            model_sha256=sha256_file(model_path),
+            versions=runtime_versions(),
+        )
+        version = (list_versions(models_dir, name) or [0])[-1] + 1
+        while True:
+            record["version"] = version
+            _write_json(staging / METADATA_FILE, record)
+            target = parent / str(version)
+            try:
+                os.rename(staging, target)  # fails if target exists and is not empty
+            except OSError:
+                if not target.exists():
+                    raise
+                version += 1
+                continue
+            if (target / METADATA_FILE).exists():
+                break
+        _fsync_dir(parent)
+        return Artifact(name=name, version=version, path=target, metadata=record, model=model)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def read_metadata(path: Path | str) -> dict[str, Any]:
+    """The metadata of one version folder, checked for the fields the service relies on."""
+    folder = Path(path)
+    meta_path = folder / METADATA_FILE
+    if not meta_path.is_file():
+        raise ArtifactNotFound(f"{meta_path} is missing; retrain with: python train.py")
+    try:
+        metadata = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ArtifactCorrupt(f"{meta_path} is not readable JSON ({exc}); retrain with: python train.py") from exc
+    if not isinstance(metadata, dict):
+        raise ArtifactCorrupt(f"{meta_path} does not hold a JSON object; retrain with: python train.py")
+    if metadata.get("format_version") != FORMAT_VERSION:
+        raise ArtifactIncompatible(
+            f"{meta_path} has artifact format {metadata.get('format_version')!r}, this service reads "
+            f"format {FORMAT_VERSION}; retrain with: python train.py"
+        )
+    missing = [key for key in ("name", "version", "model_sha256", "versions", "schema", "classes") if key not in metadata]
+    if missing:
+        raise ArtifactCorrupt(f"{meta_path} lacks {', '.join(missing)}; retrain with: python train.py")
+    return metadata
+
+
+def load(path: Path | str) -> Artifact:
+    """Verify, then unpickle, one version folder.
+
+    Order matters: the library versions and the sha256 are checked before joblib runs any
+    pickle code, so a foreign or altered file never gets to execute.
+    """
+    folder = Path(path)
+    metadata = read_metadata(folder)
+    made_with = metadata["versions"].get("scikit-learn")
+    if made_with != sklearn.__version__:
+        raise ArtifactIncompatible(
+            f"{folder} was trained with scikit-learn {made_with}, but {sklearn.__version__} is installed; "
+            f"install scikit-learn=={made_with} or retrain with: python train.py"
+        )
+    model_path = folder / metadata.get("model_file", MODEL_FILE)
+    if not model_path.is_file():
+        raise ArtifactNotFound(f"{model_path} is missing; retrain with: python train.py")
+    actual = sha256_file(model_path)
+    if actual != metadata["model_sha256"]:
+        raise ArtifactCorrupt(
+            f"{model_path} has sha256 {actual[:12]}..., but its metadata expects "
+            f"{str(metadata['model_sha256'])[:12]}...: the file was changed or truncated; "
+            "restore it or retrain with: python train.py"
+        )
+    try:
+        model = joblib.load(model_path)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means the same thing here
+        raise ArtifactCorrupt(f"{model_path} could not be unpickled ({type(exc).__name__}: {exc})") from exc
+    return Artifact(
+        name=metadata["name"], version=int(metadata["version"]), path=folder, metadata=metadata, model=model
+    )
+
+
+def _write_json(path: Path, record: dict[str, Any]) -> None:
+    with open(path, "w", encoding="utf-8") as stream:
+        json.dump(record, stream, indent=2, sort_keys=False)
+        stream.write("\n")
+        stream.flush()
+        os.fsync(stream.fileno())
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb") as stream:
+        os.fsync(stream.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

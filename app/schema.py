@@ -1,0 +1,334 @@
+"""The input contract of one model.
+
+At training time ``describe_frame`` records what the model was fitted on: each feature's name,
+kind, observed range or categories and whether gaps were seen. At serving time ``Schema.decode_*``
+turns any accepted payload into a table in the model's column order, collecting *every* problem
+(per row and field) instead of stopping at the first, and flagging values outside the range the
+model has seen. Column order always comes from the schema, never from the client's key order.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+NUMBER = "number"
+CATEGORY = "category"
+MAX_LISTED = 12  # categories or field names quoted in one message
+
+
+@dataclass(frozen=True)
+class Problem:
+    row: int | None
+    field: str | None
+    problem: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"row": self.row, "field": self.field, "problem": self.problem}
+
+
+class InvalidRows(Exception):
+    """Rows that cannot be predicted; carries every problem found."""
+
+    def __init__(self, problems: list[Problem]):
+        super().__init__(f"{len(problems)} problem(s)")
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    kind: str  # NUMBER or CATEGORY
+    allow_missing: bool
+    integer: bool = False
+    minimum: float | None = None
+    maximum: float | None = None
+    categories: tuple[str, ...] = ()
+    example: Any = None
+
+    def as_dict(self) -> dict[str, Any]:
+        record: dict[str, Any] = {"name": self.name, "type": self.kind, "allow_missing": self.allow_missing}
+        if self.kind == NUMBER:
+            record.update(integer=self.integer, min=self.minimum, max=self.maximum)
+        else:
+            record["categories"] = list(self.categories)
+        record["example"] = self.example
+        return record
+
+    @classmethod
+    def from_dict(cls, record: Mapping[str, Any]) -> "Feature":
+        return cls(
+            name=record["name"],
+            kind=record["type"],
+            allow_missing=bool(record.get("allow_missing", False)),
+            integer=bool(record.get("integer", False)),
+            minimum=record.get("min"),
+            maximum=record.get("max"),
+            categories=tuple(record.get("categories", ())),
+            example=record.get("example"),
+        )
+
+
+@dataclass(frozen=True)
+class Schema:
+    features: tuple[Feature, ...]
+    ignored: tuple[str, ...] = ()  # columns the client may send that the model does not use
+    target: str | None = None  # accepted and ignored too, so labelled CSV files can be scored as they are
+    _index: dict[str, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_index", {f.name: i for i, f in enumerate(self.features)})
+
+    @property
+    def names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"features": [f.as_dict() for f in self.features], "ignored": list(self.ignored), "target": self.target}
+
+    @classmethod
+    def from_dict(cls, record: Mapping[str, Any]) -> "Schema":
+        return cls(
+            features=tuple(Feature.from_dict(f) for f in record["features"]),
+            ignored=tuple(record.get("ignored", ())),
+            target=record.get("target"),
+        )
+
+    def example(self) -> dict[str, Any]:
+        return {f.name: f.example for f in self.features}
+
+    # ---- decoding -------------------------------------------------------------------------
+    def decode_records(self, records: Sequence[Any], *, text: bool = False) -> "Decoded":
+        """Rows given as objects keyed by field name (JSON records, query strings).
+
+        ``text`` says the values arrive as strings (query strings, CSV cells) and are parsed;
+        in JSON a string where a number belongs is an error, since it usually means a bug upstream.
+        """
+        problems: list[Problem] = []
+        rows: list[list[Any]] = []
+        warnings: list[list[str]] = []
+        for number, record in enumerate(records):
+            if not isinstance(record, Mapping):
+                problems.append(Problem(number, None, f"expected an object of field values, got {_describe(record)}"))
+                continue
+            row, row_warnings = self._decode_row(number, record, text, problems)
+            rows.append(row)
+            warnings.append(row_warnings)
+        return self._finish(rows, warnings, problems)
+
+    def decode_columns(self, columns: Sequence[Any], data: Sequence[Any], *, text: bool = False) -> "Decoded":
+        """Rows given positionally under a list of column names (dataframe_split, CSV).
+
+        Missing and unknown columns are reported once for the table, not once per row.
+        """
+        columns = list(columns)
+        problems: list[Problem] = []
+        for name in columns:
+            if not isinstance(name, str):
+                problems.append(Problem(None, None, f"column names must be strings, got {_describe(name)}"))
+        duplicates = sorted({c for c in columns if isinstance(c, str) and columns.count(c) > 1})
+        problems += [Problem(None, name, "column given more than once") for name in duplicates]
+        present = {c for c in columns if isinstance(c, str)}
+        problems += self._presence_problems(None, present)
+        if problems:
+            raise InvalidRows(problems)
+        position = [columns.index(f.name) for f in self.features]
+        rows: list[list[Any]] = []
+        warnings: list[list[str]] = []
+        for number, values in enumerate(data):
+            if not isinstance(values, (list, tuple)):
+                problems.append(Problem(number, None, f"expected an array of {len(columns)} values, got {_describe(values)}"))
+                continue
+            if len(values) != len(columns):
+                problems.append(Problem(number, None, f"expected {len(columns)} values (one per column), got {len(values)}"))
+                continue
+            row, row_warnings = self._decode_values(number, [values[i] for i in position], text, problems)
+            rows.append(row)
+            warnings.append(row_warnings)
+        return self._finish(rows, warnings, problems)
+
+    def _decode_row(self, number, record: Mapping[str, Any], text: bool, problems: list[Problem]):
+        problems += self._presence_problems(number, set(record))
+        values = [record.get(f.name) for f in self.features]
+        return self._decode_values(number, values, text, problems, skip=set(self.names) - set(record))
+
+    def _presence_problems(self, number: int | None, present: set) -> list[Problem]:
+        found = []
+        for feature in self.features:
+            if feature.name not in present:
+                hint = "; send null if the value is unknown" if feature.allow_missing else ""
+                found.append(Problem(number, feature.name, f"missing field{hint}"))
+        for name in sorted(present - self._index.keys() - set(self.ignored) - {self.target}, key=str):
+            found.append(Problem(number, str(name), f"unknown field; expected one of: {_listing(self.names)}"))
+        return found
+
+    def _decode_values(self, number, values, text: bool, problems: list[Problem], skip=frozenset()):
+        """Values already in schema order -> (row, warnings); problems are appended."""
+        row: list[Any] = []
+        row_warnings: list[str] = []
+        for feature, raw in zip(self.features, values):
+            if feature.name in skip:
+                row.append(None)
+                continue
+            value, problem, warning = _decode_value(feature, raw, text)
+            if problem:
+                problems.append(Problem(number, feature.name, problem))
+            if warning:
+                row_warnings.append(warning)
+            row.append(value)
+        return row, row_warnings
+
+    def _finish(self, rows, warnings, problems) -> "Decoded":
+        if problems:
+            raise InvalidRows(problems)
+        if not rows:
+            raise InvalidRows([Problem(None, None, "no rows to predict")])
+        frame = pd.DataFrame(rows, columns=self.names)
+        for feature in self.features:
+            if feature.kind == NUMBER:
+                frame[feature.name] = frame[feature.name].astype("float64")
+            else:
+                frame[feature.name] = frame[feature.name].astype(object).where(frame[feature.name].notna(), np.nan)
+        return Decoded(frame=frame, warnings=warnings)
+
+
+@dataclass(frozen=True)
+class Decoded:
+    frame: pd.DataFrame
+    warnings: list[list[str]]
+
+
+# ---- single values ----------------------------------------------------------------------------
+def _decode_value(feature: Feature, value: Any, text: bool) -> tuple[Any, str | None, str | None]:
+    """(value for the model, problem or None, warning or None)."""
+    if value is None or (text and isinstance(value, str) and value.strip() == ""):
+        if feature.allow_missing:
+            return (math.nan if feature.kind == NUMBER else None), None, None
+        return None, "missing value; this model was trained without gaps in this field", None
+    if feature.kind == NUMBER:
+        return _decode_number(feature, value, text)
+    return _decode_category(feature, value, text)
+
+
+def _decode_number(feature: Feature, value: Any, text: bool):
+    if isinstance(value, bool):
+        return None, f"expected a number, got the boolean {str(value).lower()}", None
+    if isinstance(value, str):
+        if not text:
+            return None, f"expected a number, got the string {_quote(value)}", None
+        try:
+            number = float(value.strip())
+        except ValueError:
+            return None, f"expected a number, got {_quote(value)}", None
+    elif isinstance(value, (int, float)):
+        try:
+            number = float(value)
+        except OverflowError:
+            return None, "expected a finite number, got a number too large for a 64-bit float", None
+    else:
+        return None, f"expected a number, got {_describe(value)}", None
+    if not math.isfinite(number):
+        return None, f"expected a finite number, got {_quote(value) if isinstance(value, str) else _short(number)}", None
+    warning = None
+    low, high = feature.minimum, feature.maximum
+    if low is not None and high is not None and not (low <= number <= high):
+        warning = (
+            f"{feature.name}={_short(number)} is outside the range seen in training "
+            f"({_short(low)} to {_short(high)}); the prediction is an extrapolation"
+        )
+    return number, None, warning
+
+
+def _decode_category(feature: Feature, value: Any, text: bool):
+    if isinstance(value, bool):
+        value = str(value)  # a boolean column was recorded as the categories "False"/"True"
+    if not isinstance(value, str):
+        return None, f"expected a string (one of: {_listing(feature.categories)}), got {_describe(value)}", None
+    if value not in feature.categories:
+        return None, f"unknown category {_quote(value)}; expected one of: {_listing(feature.categories)}", None
+    return value, None, None
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, (int, float)):
+        return f"the number {_short(value)}"
+    if isinstance(value, str):
+        return f"the string {_quote(value)}"
+    if isinstance(value, Mapping):
+        return "an object"
+    if isinstance(value, (list, tuple)):
+        return "an array"
+    return type(value).__name__
+
+
+def _quote(text: str, limit: int = 40) -> str:
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+def _short(number: float) -> str:
+    if isinstance(number, float) and not math.isfinite(number):
+        return "NaN" if math.isnan(number) else ("Infinity" if number > 0 else "-Infinity")
+    if isinstance(number, float) and number.is_integer() and abs(number) < 1e15:
+        return str(int(number))
+    return f"{number:.6g}" if isinstance(number, float) else str(number)
+
+
+def _listing(items: Iterable[Any]) -> str:
+    items = [str(i) for i in items]
+    shown = ", ".join(items[:MAX_LISTED])
+    return shown + (f", ... ({len(items)} in all)" if len(items) > MAX_LISTED else "")
+
+
+# ---- training side ----------------------------------------------------------------------------
+def describe_frame(frame: pd.DataFrame, ignored: Sequence[str] = (), target: str | None = None) -> Schema:
+    """The schema of the feature columns a model is trained on (``frame`` holds features only)."""
+    features = []
+    for name in frame.columns:
+        column = frame[name]
+        allow_missing = bool(column.isna().any())
+        if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+            present = column.dropna().astype("float64")
+            integer = bool(len(present)) and bool((present == np.round(present)).all())
+            low, high = (float(present.min()), float(present.max())) if len(present) else (None, None)
+            median = float(present.median()) if len(present) else 0.0
+            features.append(
+                Feature(
+                    name=str(name), kind=NUMBER, allow_missing=allow_missing, integer=integer,
+                    minimum=_native(low, integer), maximum=_native(high, integer),
+                    example=_native(round(median) if integer else round(median, 4), integer),
+                )
+            )
+        else:
+            present = category_values(column).dropna()
+            categories = tuple(sorted(present.unique()))
+            example = present.mode().iloc[0] if len(present) else None
+            features.append(
+                Feature(name=str(name), kind=CATEGORY, allow_missing=allow_missing, categories=categories, example=example)
+            )
+    return Schema(features=tuple(features), ignored=tuple(ignored), target=target)
+
+
+def category_values(column: pd.Series) -> pd.Series:
+    """Strings with NaN for gaps: the one representation the Pipeline's imputer recognises."""
+    strings = column.map(lambda v: v if isinstance(v, str) else (None if _is_missing(v) else str(v)))
+    return strings.astype(object).where(strings.notna(), np.nan)
+
+
+def _is_missing(value: Any) -> bool:
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _native(number: float | None, integer: bool):
+    if number is None:
+        return None
+    return int(number) if integer else float(number)

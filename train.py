@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+"""Train a classifier and save it as a versioned artifact under models/.
+
+    python train.py                                   # the Pima diabetes SVM (the default model)
+    python train.py --data my.csv --target label      # your own CSV
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import shlex
+import sys
+from pathlib import Path
+
+from app.artifacts import ArtifactError
+from app.training import ESTIMATORS, SCORINGS, TrainingError, TrainingOptions, stderr_progress, train
+
+DEFAULT_DATA = Path("data/training.csv")
+DEFAULT_TEST = Path("data/test.csv")
+DEFAULT_TARGET = "Outcome"
+DEFAULT_NAME = "pima-diabetes"
+
+
+def parse_arguments(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="train.py",
+        description="Fit a scikit-learn Pipeline (preprocessing included), tune it by cross-validated grid "
+        "search, evaluate it once on held-out data, and save it as models/<name>/<version>/.",
+    )
+    parser.add_argument("--data", type=Path, help=f"training CSV with a header row (default {DEFAULT_DATA})")
+    parser.add_argument("--target", help=f"the column to predict (default {DEFAULT_TARGET} for the default data)")
+    held_out = parser.add_mutually_exclusive_group()
+    held_out.add_argument("--test-data", type=Path, help="a separate CSV to evaluate on")
+    held_out.add_argument("--test-size", type=float, help="hold out this fraction of --data instead (default 0.2)")
+    parser.add_argument("--estimator", choices=ESTIMATORS, default="svm", help="svm (RBF SVM, default), logreg or rf")
+    parser.add_argument("--name", help="model name (default: pima-diabetes, or the data file's name)")
+    parser.add_argument("--drop", action="append", default=[], metavar="COLUMN", help="leave a column out (repeatable)")
+    parser.add_argument("--folds", type=int, default=5, help="cross-validation folds (default 5)")
+    parser.add_argument("--scoring", choices=SCORINGS, default="neg_log_loss",
+                        help="what the grid search maximises (default neg_log_loss: the service returns probabilities, so pick the best-calibrated model)")
+    parser.add_argument("--seed", type=int, default=42, help="random seed: the same data and seed give the same model")
+    parser.add_argument("--models-dir", type=Path, default=Path("models"), help="where artifacts go (default models/)")
+    parser.add_argument("--quiet", action="store_true", help="no progress messages")
+    return parser.parse_args(argv)
+
+
+def options_from(arguments: argparse.Namespace, argv: list[str]) -> TrainingOptions:
+    default_run = arguments.data is None
+    if default_run and (arguments.target not in (None, DEFAULT_TARGET)):
+        raise TrainingError("--target needs --data: name the CSV that holds that column")
+    if not default_run and arguments.target is None:
+        raise TrainingError(f"--target is required with --data: name the column of {arguments.data} to predict")
+    test_data = arguments.test_data
+    if default_run and test_data is None and arguments.test_size is None:
+        test_data = DEFAULT_TEST
+    return TrainingOptions(
+        data=arguments.data or DEFAULT_DATA,
+        target=arguments.target or DEFAULT_TARGET,
+        name=arguments.name or (DEFAULT_NAME if default_run else slug(arguments.data.stem)),
+        test_data=test_data,
+        test_size=arguments.test_size,
+        estimator=arguments.estimator,
+        folds=arguments.folds,
+        seed=arguments.seed,
+        scoring=arguments.scoring,
+        drop=arguments.drop,
+        models_dir=arguments.models_dir,
+        command=shlex.join(["python", "train.py", *argv]),
+        progress=None if arguments.quiet else stderr_progress,
+    )
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-._")[:64] or "model"
+
+
+def report(metadata: dict, path: Path) -> str:
+    cv, test = metadata["cv"], metadata["test_metrics"]
+    matrix = test["confusion_matrix"]
+    cells = [str(label) for label in matrix["labels"]] + [str(n) for row in matrix["matrix"] for n in row]
+    width = max(len(cell) for cell in cells) + 2
+    lines = [
+        f"model {metadata['name']} version {metadata['version']} ({metadata['estimator']})",
+        f"best params {', '.join(f'{k}={v}' for k, v in cv['best_params'].items())}",
+        f"cv {cv['scoring']} {cv['best_score']:.4f} ({cv['folds']}-fold, seed {cv['seed']})",
+        f"test accuracy {test['accuracy']:.4f} on {test['rows']} rows",
+        f"test ROC AUC  {'n/a' if test['roc_auc'] is None else format(test['roc_auc'], '.4f')}",
+        "confusion matrix (rows: true, columns: predicted)",
+        " " * width + "".join(f"{str(label):>{width}}" for label in matrix["labels"]),
+    ]
+    for label, row in zip(matrix["labels"], matrix["matrix"]):
+        lines.append(f"{str(label):>{width}}" + "".join(f"{count:>{width}}" for count in row))
+    lines.append(f"written to {path}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    arguments = parse_arguments(argv)
+    try:
+        result = train(options_from(arguments, argv))
+    except (TrainingError, ArtifactError, ValueError) as exc:
+        print(f"train.py: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"train.py: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        return 1
+    print(report(result.metadata, result.artifact.path))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
