@@ -1,0 +1,170 @@
+"""Blueprint: predictions and model metadata.
+
+A prediction is check -> decode -> predict -> encode, each a small function:
+pick the model (registry), decode the payload against its schema, predict, encode the response.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from . import inference, payloads
+from .errors import InvalidInput, MalformedRequest, UnsupportedMediaType
+from .registry import LoadedModel, Registry
+from .schema import Decoded, InvalidRows
+
+bp = Blueprint("api", __name__)
+
+JSON_TYPES = ("application/json",)
+CSV_TYPES = ("text/csv", "application/csv")
+SELECTORS = ("model", "version")
+
+
+def registry() -> Registry:
+    return current_app.extensions["registry"]
+
+
+# ---- check ------------------------------------------------------------------------------------
+def choose_model(arguments) -> LoadedModel:
+    version_text = arguments.get("version")
+    version = None
+    if version_text is not None:
+        if not version_text.isdigit() or int(version_text) < 1:
+            raise MalformedRequest(f"version must be a positive whole number, got {version_text!r}")
+        version = int(version_text)
+    name = arguments.get("model") or None
+    return registry().get(name, version)
+
+
+def body_kind() -> str:
+    mimetype = request.mimetype
+    if mimetype in JSON_TYPES or mimetype.endswith("+json"):
+        return "json"
+    if mimetype in CSV_TYPES:
+        return "csv"
+    received = request.content_type or "no Content-Type header"
+    raise UnsupportedMediaType(f"expected Content-Type application/json or text/csv, got {received}")
+
+
+# ---- decode -----------------------------------------------------------------------------------
+def decode_body(model: LoadedModel) -> Decoded:
+    kind = body_kind()
+    body = request.get_data(cache=False)
+    max_rows = current_app.config["MAX_BATCH_ROWS"]
+    with invalid_rows_as_422():
+        if kind == "csv":
+            return payloads.decode_csv(body, model.schema, max_rows)
+        return payloads.decode_json(payloads.parse_json(body), model.schema, max_rows)
+
+
+def decode_query(model: LoadedModel) -> Decoded:
+    arguments = {k: v for k, v in request.args.lists() if k not in SELECTORS}
+    if not arguments:
+        example = "&".join(f"{k}={v}" for k, v in model.schema.example().items())
+        raise MalformedRequest(f"give the fields as a query string, e.g. /predict?{example}")
+    with invalid_rows_as_422():
+        return payloads.decode_query(arguments, model.schema)
+
+
+class invalid_rows_as_422:
+    """Turn the schema's collected problems into one 422 response listing them all."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, traceback):
+        if isinstance(error, InvalidRows):
+            limit = current_app.config["MAX_LISTED_ERRORS"]
+            problems = error.problems
+            rows = {p.row for p in problems if p.row is not None}
+            detail = f"{len(problems)} problem{'s' * (len(problems) != 1)}"
+            if rows:
+                detail += f" in {len(rows)} row{'s' * (len(rows) != 1)}"
+            if len(problems) > limit:
+                detail += f" (the first {limit} are listed)"
+            raise InvalidInput(detail, [p.as_dict() for p in problems[:limit]]) from None
+        return False
+
+
+# ---- encode -----------------------------------------------------------------------------------
+def encode(model: LoadedModel, decoded: Decoded, predictions: list[inference.Prediction]) -> Response:
+    response = jsonify({
+        "model": {"name": model.name, "version": model.version},
+        "predictions": [
+            {"label": p.label, "probabilities": p.probabilities, "warnings": w}
+            for p, w in zip(predictions, decoded.warnings)
+        ],
+    })
+    response.headers["X-Model-Version"] = model.tag
+    return response
+
+
+def serve(model: LoadedModel, decoded: Decoded) -> Response:
+    return encode(model, decoded, inference.predict(model.model, model.classes, decoded.frame))
+
+
+# ---- routes -----------------------------------------------------------------------------------
+@bp.post("/predict")
+def predict_post() -> Response:
+    model = choose_model(request.args)
+    return serve(model, decode_body(model))
+
+
+@bp.get("/predict")
+def predict_get() -> Response:
+    model = choose_model(request.args)
+    return serve(model, decode_query(model))
+
+
+@bp.post("/invocations")
+def invocations() -> Response:
+    """MLflow's scoring protocol: same inputs as POST /predict, MLflow's response shape."""
+    model = choose_model(request.args)
+    decoded = decode_body(model)
+    predictions = inference.predict(model.model, model.classes, decoded.frame)
+    response = jsonify({"predictions": [p.label for p in predictions]})
+    response.headers["X-Model-Version"] = model.tag
+    return response
+
+
+@bp.get("/ping")
+def ping() -> Response:
+    """MLflow's health probe: 200 when the default model can answer."""
+    reason = registry().problem()
+    return jsonify({"status": "ok" if reason is None else "unavailable"}), (200 if reason is None else 503)
+
+
+@bp.get("/models")
+def list_models() -> Response:
+    reg = registry()
+    return jsonify({
+        "default": {"name": reg.default_name, "version": reg.default_version(reg.default_name)},
+        "models": [_summary(reg, name) for name in reg.names()],
+    })
+
+
+@bp.get("/models/<name>")
+def show_model(name: str) -> Response:
+    reg = registry()
+    described = reg.describe(name)
+    default = reg.default_version(name)
+    current = next((v for v in described["versions"] if v["version"] == default), described["versions"][-1])
+    return jsonify({**current, "default_version": default, "versions": [v["version"] for v in described["versions"]]})
+
+
+@bp.get("/models/<name>/<int:version>")
+def show_model_version(name: str, version: int) -> Response:
+    return jsonify(registry().describe_version(name, version))
+
+
+def _summary(reg: Registry, name: str) -> dict[str, Any]:
+    loaded = reg.models.get(name, {})
+    failed = reg.failures.get(name, {})
+    return {
+        "name": name,
+        "default_version": reg.default_version(name),
+        "versions": sorted(set(loaded) | set(failed)),
+        "unavailable": {str(v): reason for v, reason in sorted(failed.items())},
+        "url": f"/models/{name}",
+    }

@@ -1,0 +1,131 @@
+"""Every model version under MODELS_DIR, loaded and verified once at startup.
+
+The default model is ``DEFAULT_MODEL`` at its pinned version (``MODEL_VERSION``) or, unpinned,
+its newest published version. A version that fails verification is never skipped silently:
+asking for it answers 503 with the reason, and if it is the default the service is not ready.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import artifacts
+from .errors import ModelNotFound, ModelUnavailable
+from .schema import Schema
+
+log = logging.getLogger("app.registry")
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    name: str
+    version: int
+    model: Any
+    schema: Schema
+    classes: list[Any]
+    metadata: dict[str, Any]
+
+    @property
+    def tag(self) -> str:
+        return f"{self.name}/{self.version}"
+
+
+class Registry:
+    def __init__(self, models_dir: Path, default_name: str, pinned_version: int | None = None):
+        self.models_dir = Path(models_dir)
+        self.default_name = default_name
+        self.pinned_version = pinned_version
+        self.models: dict[str, dict[int, LoadedModel]] = {}
+        self.failures: dict[str, dict[int, str]] = {}
+
+    @classmethod
+    def load(cls, models_dir: Path | str, default_name: str, pinned_version: int | None = None) -> "Registry":
+        registry = cls(Path(models_dir), default_name, pinned_version)
+        for name in artifacts.list_names(models_dir):
+            for version in artifacts.list_versions(models_dir, name):
+                registry._load_one(name, version)
+        return registry
+
+    def _load_one(self, name: str, version: int) -> None:
+        try:
+            artifact = artifacts.load(self.models_dir / name / str(version))
+            schema = Schema.from_dict(artifact.metadata["schema"])
+        except artifacts.ArtifactError as exc:
+            self.failures.setdefault(name, {})[version] = str(exc)
+            log.error("model %s/%s not loaded: %s", name, version, exc)
+            return
+        self.models.setdefault(name, {})[version] = LoadedModel(
+            name=name, version=version, model=artifact.model, schema=schema,
+            classes=list(artifact.metadata["classes"]), metadata=artifact.metadata,
+        )
+        log.info("model %s/%s loaded from %s", name, version, artifact.path)
+
+    def _versions(self, name: str) -> list[int]:
+        return sorted(set(self.models.get(name, {})) | set(self.failures.get(name, {})))
+
+    def default_version(self, name: str) -> int | None:
+        if name == self.default_name and self.pinned_version is not None:
+            return self.pinned_version
+        versions = self._versions(name)
+        return versions[-1] if versions else None
+
+    def get(self, name: str | None = None, version: int | None = None) -> LoadedModel:
+        name = name or self.default_name
+        if not self._versions(name):
+            known = ", ".join(self.names()) or "none"
+            raise ModelNotFound(f"no model named {name!r}; loaded models: {known}")
+        version = version if version is not None else self.default_version(name)
+        if version in self.models.get(name, {}):
+            return self.models[name][version]
+        if version in self.failures.get(name, {}):
+            raise ModelUnavailable(f"model {name}/{version} could not be loaded: {self.failures[name][version]}")
+        available = ", ".join(str(v) for v in self._versions(name))
+        raise ModelNotFound(f"model {name!r} has no version {version}; its versions are: {available}")
+
+    def names(self) -> list[str]:
+        return sorted(set(self.models) | set(self.failures))
+
+    def problem(self) -> str | None:
+        """Why the default model cannot be served, or None when it can."""
+        try:
+            self.get()
+        except (ModelNotFound, ModelUnavailable) as exc:
+            if not self.names():
+                return (f"no model found in {self.models_dir}/; train one with: python train.py "
+                        "(or make train), or set MODELS_DIR to where your models are")
+            return exc.detail
+        return None
+
+    def describe(self, name: str) -> dict[str, Any]:
+        if name not in self.names():
+            raise ModelNotFound(f"no model named {name!r}; loaded models: {', '.join(self.names()) or 'none'}")
+        return {
+            "name": name,
+            "default_version": self.default_version(name),
+            "versions": [self.describe_version(name, v) for v in self._versions(name)],
+        }
+
+    def describe_version(self, name: str, version: int) -> dict[str, Any]:
+        if version in self.failures.get(name, {}):
+            return {"name": name, "version": version, "loaded": False, "reason": self.failures[name][version]}
+        loaded = self.get(name, version)
+        meta = loaded.metadata
+        return {
+            "name": name,
+            "version": version,
+            "loaded": True,
+            "created": meta.get("created"),
+            "estimator": meta.get("estimator"),
+            "target": meta.get("target"),
+            "classes": loaded.classes,
+            "schema": meta["schema"],
+            "example": loaded.schema.example(),
+            "cv": meta.get("cv"),
+            "test_metrics": meta.get("test_metrics"),
+            "training_data": meta.get("training_data"),
+            "versions": meta.get("versions"),
+            "model_sha256": meta.get("model_sha256"),
+            "command": meta.get("command"),
+        }

@@ -1,0 +1,29 @@
+"""gunicorn settings, all from the environment (see the README's configuration table)."""
+import os
+
+
+def _int(name: str, default: int) -> int:
+    value = os.environ.get(name, "")
+    return int(value) if value.strip() else default
+
+
+bind = f"{os.environ.get('HOST', '0.0.0.0')}:{_int('PORT', 8000)}"
+# Predictions are CPU-bound: one sync worker per core keeps every core busy without
+# oversubscribing it.
+workers = _int("WORKERS", max(2, os.cpu_count() or 1))
+worker_class = "sync"
+# Load the models once in the master, before forking: workers share their memory pages,
+# and a model that fails verification stops the server before any worker starts.
+preload_app = True
+timeout = _int("TIMEOUT", 30)
+graceful_timeout = _int("GRACEFUL_TIMEOUT", 30)
+keepalive = _int("KEEPALIVE", 5)
+max_requests = _int("MAX_REQUESTS", 0)
+max_requests_jitter = _int("MAX_REQUESTS_JITTER", 0)
+accesslog = "-"
+errorlog = "-"
+loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms rid=%({x-request-id}o)s'
+# gunicorn's runtime control socket lives at one fixed path per user, so two servers on a
+# machine would fight over it; reload and shutdown go through signals (HUP, TERM) instead.
+control_socket_disable = True
