@@ -85,8 +85,9 @@ def handle_http_exception(error: HTTPException) -> Response:
         allowed = ", ".join(sorted(error.valid_methods))
         detail = f"this path accepts {allowed}"
         headers["Allow"] = allowed
-    slug = (error.name or "error").lower().replace(" ", "-")
-    return problem(status, slug, error.name or "Error", detail, headers=headers)
+    slug, title = {413: ("payload-too-large", "Payload too large")}.get(
+        status, ((error.name or "error").lower().replace(" ", "-"), error.name or "Error"))
+    return problem(status, slug, title, detail, headers=headers)
 
 
 def handle_unexpected(error: Exception) -> Response:
