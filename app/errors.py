@@ -61,7 +61,7 @@ def problem(status: int, slug: str, title: str, detail: str, errors=None, header
         body["errors"] = errors
     body["request_id"] = g.get("request_id")
     response = current_app.response_class(
-        current_app.json.dumps(body) + "\n", status=status, mimetype="application/problem+json"
+        current_app.json.dumps(body, separators=(",", ":")) + "\n", status=status, mimetype="application/problem+json"
     )
     for name, value in (headers or {}).items():
         response.headers[name] = value
