@@ -134,7 +134,7 @@ class Schema:
         present = {c for c in columns if isinstance(c, str)}
         problems += self._presence_problems(None, present)
         if problems:
-            raise InvalidRows(problems)
+            raise InvalidRows(self._ordered(problems))
         position = [columns.index(f.name) for f in self.features]
         rows: list[list[Any]] = []
         warnings: list[list[str]] = []
@@ -181,9 +181,14 @@ class Schema:
             row.append(value)
         return row, row_warnings
 
+    def _ordered(self, problems: list[Problem]) -> list[Problem]:
+        """Problems by row, then in the schema's field order, unknown fields last."""
+        last = len(self.features)
+        return sorted(problems, key=lambda p: (-1 if p.row is None else p.row, self._index.get(p.field, last)))
+
     def _finish(self, rows, warnings, problems) -> "Decoded":
         if problems:
-            raise InvalidRows(problems)
+            raise InvalidRows(self._ordered(problems))
         if not rows:
             raise InvalidRows([Problem(None, None, "no rows to predict")])
         frame = pd.DataFrame(rows, columns=self.names)
