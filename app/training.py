@@ -124,7 +124,9 @@ def identifier_columns(features: pd.DataFrame) -> list[str]:
 def check_target(labels: pd.Series, target: str) -> None:
     classes = labels.unique()
     if len(classes) < 2:
-        raise TrainingError(f"target column {target!r} has only one class ({classes[0]!r}); a classifier needs two or more")
+        raise TrainingError(
+            f"target column {target!r} has only one class ({_json_label(classes[0])!r}); a classifier needs two or more"
+        )
     if pd.api.types.is_float_dtype(labels) and not np.all(np.equal(np.mod(labels, 1), 0)):
         raise TrainingError(
             f"target column {target!r} holds fractional numbers; this trainer builds classifiers, "
@@ -137,7 +139,7 @@ def check_target(labels: pd.Series, target: str) -> None:
         )
     smallest = labels.value_counts().min()
     if smallest < 4:
-        rare = labels.value_counts().idxmin()
+        rare = _json_label(labels.value_counts().idxmin())
         raise TrainingError(
             f"class {rare!r} of target {target!r} has only {smallest} rows; cross-validation needs at least 4 per class"
         )
@@ -265,6 +267,7 @@ def train(options: TrainingOptions) -> TrainingResult:
     features = features.drop(columns=ignored)
     if features.shape[1] == 0:
         raise TrainingError("no usable feature columns are left after setting aside identifier columns")
+    check_target(labels, options.target)
     labels = native_labels(labels)
 
     if options.test_data is not None:
@@ -278,7 +281,6 @@ def train(options: TrainingOptions) -> TrainingResult:
         test_features = test_features[list(features.columns)]
         test_labels = native_labels(test_labels)
     else:
-        check_target(labels, options.target)
         size = options.test_size if options.test_size is not None else 0.2
         try:
             features, test_features, labels, test_labels = train_test_split(

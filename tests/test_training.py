@@ -71,7 +71,7 @@ def test_metadata_describes_everything_serving_needs(tmp_path):
 
 @pytest.mark.parametrize("estimator", ["svm", "logreg", "rf"])
 def test_every_estimator_trains_on_categories_and_gaps(tmp_path, estimator):
-    result = train(tiny_options(tmp_path, rows=240, estimator=estimator))
+    result = train(tiny_options(tmp_path, rows=400, estimator=estimator))
     frame = titanic_like(rows=20, seed=9)
     probabilities = result.artifact.model.predict_proba(frame.drop(columns=["Survived", "Name"]))
     assert probabilities.shape == (20, 2)
