@@ -17,6 +17,7 @@ from app.training import ESTIMATORS, SCORINGS, TrainingError, TrainingOptions, s
 
 DEFAULT_DATA = Path("data/training.csv")
 DEFAULT_TEST = Path("data/test.csv")
+DEFAULT_COLUMNS = Path("data/columns.json")
 DEFAULT_TARGET = "Outcome"
 DEFAULT_NAME = "pima-diabetes"
 
@@ -35,6 +36,8 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--estimator", choices=ESTIMATORS, default="svm", help="svm (RBF SVM, default), logreg or rf")
     parser.add_argument("--name", help="model name (default: pima-diabetes, or the data file's name)")
     parser.add_argument("--drop", action="append", default=[], metavar="COLUMN", help="leave a column out (repeatable)")
+    parser.add_argument("--columns", type=Path, metavar="JSON",
+                        help='labels, units and descriptions of the columns: {"col": {"label": .., "unit": .., "description": ..}}')
     parser.add_argument("--folds", type=int, default=5, help="cross-validation folds (default 5)")
     parser.add_argument("--scoring", choices=SCORINGS, default="neg_log_loss",
                         help="what the grid search maximises (default neg_log_loss: the service returns probabilities, so pick the best-calibrated model)")
@@ -64,6 +67,7 @@ def options_from(arguments: argparse.Namespace, argv: list[str]) -> TrainingOpti
         seed=arguments.seed,
         scoring=arguments.scoring,
         drop=arguments.drop,
+        columns=arguments.columns or (DEFAULT_COLUMNS if default_run else None),
         models_dir=arguments.models_dir,
         command=shlex.join(["python", "train.py", *argv]),
         progress=None if arguments.quiet else stderr_progress,

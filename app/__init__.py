@@ -61,10 +61,12 @@ def load_registry(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from . import api, health
+    from . import api, health, openapi, web
 
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(web.bp)
+    openapi.register_docs(app)
 
 
 def register_request_hooks(app: Flask) -> None:

@@ -18,6 +18,9 @@ import pandas as pd
 NUMBER = "number"
 CATEGORY = "category"
 MAX_LISTED = 12  # categories or field names quoted in one message
+# Finite is not enough: scaling a value near the float64 limit overflows to infinity inside the
+# Pipeline. No measurement a model is trained on comes near this bound.
+MAX_MAGNITUDE = 1e15
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,9 @@ class Feature:
     maximum: float | None = None
     categories: tuple[str, ...] = ()
     example: Any = None
+    label: str | None = None  # for people: forms and documentation
+    unit: str | None = None
+    description: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         record: dict[str, Any] = {"name": self.name, "type": self.kind, "allow_missing": self.allow_missing}
@@ -56,6 +62,9 @@ class Feature:
         else:
             record["categories"] = list(self.categories)
         record["example"] = self.example
+        for key in ("label", "unit", "description"):
+            if getattr(self, key):
+                record[key] = getattr(self, key)
         return record
 
     @classmethod
@@ -69,6 +78,9 @@ class Feature:
             maximum=record.get("max"),
             categories=tuple(record.get("categories", ())),
             example=record.get("example"),
+            label=record.get("label"),
+            unit=record.get("unit"),
+            description=record.get("description"),
         )
 
 
@@ -237,6 +249,8 @@ def _decode_number(feature: Feature, value: Any, text: bool):
         return None, f"expected a number, got {_describe(value)}", None
     if not math.isfinite(number):
         return None, f"expected a finite number, got {_quote(value) if isinstance(value, str) else _short(number)}", None
+    if abs(number) > MAX_MAGNITUDE:
+        return None, f"expected a number between -1e15 and 1e15, got {_short(number)}", None
     warning = None
     low, high = feature.minimum, feature.maximum
     if low is not None and high is not None and not (low <= number <= high):
@@ -292,10 +306,15 @@ def _listing(items: Iterable[Any]) -> str:
 
 
 # ---- training side ----------------------------------------------------------------------------
-def describe_frame(frame: pd.DataFrame, ignored: Sequence[str] = (), target: str | None = None) -> Schema:
-    """The schema of the feature columns a model is trained on (``frame`` holds features only)."""
+def describe_frame(frame: pd.DataFrame, ignored: Sequence[str] = (), target: str | None = None,
+                   annotations: Mapping[str, Mapping[str, str]] | None = None) -> Schema:
+    """The schema of the feature columns a model is trained on (``frame`` holds features only).
+
+    ``annotations`` optionally gives each column a human label, unit and description.
+    """
     features = []
     for name in frame.columns:
+        notes = {k: v for k, v in (annotations or {}).get(str(name), {}).items() if k in ("label", "unit", "description") and v}
         column = frame[name]
         allow_missing = bool(column.isna().any())
         if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
@@ -307,7 +326,7 @@ def describe_frame(frame: pd.DataFrame, ignored: Sequence[str] = (), target: str
                 Feature(
                     name=str(name), kind=NUMBER, allow_missing=allow_missing, integer=integer,
                     minimum=_native(low, integer), maximum=_native(high, integer),
-                    example=_native(round(median) if integer else round(median, 4), integer),
+                    example=_native(round(median) if integer else round(median, 4), integer), **notes,
                 )
             )
         else:
@@ -315,7 +334,8 @@ def describe_frame(frame: pd.DataFrame, ignored: Sequence[str] = (), target: str
             categories = tuple(sorted(present.unique()))
             example = present.mode().iloc[0] if len(present) else None
             features.append(
-                Feature(name=str(name), kind=CATEGORY, allow_missing=allow_missing, categories=categories, example=example)
+                Feature(name=str(name), kind=CATEGORY, allow_missing=allow_missing, categories=categories,
+                        example=example, **notes)
             )
     return Schema(features=tuple(features), ignored=tuple(ignored), target=target)
 

@@ -7,6 +7,7 @@ preprocessing.
 from __future__ import annotations
 
 import hashlib
+import json
 import sys
 import time
 from dataclasses import dataclass, field
@@ -52,6 +53,7 @@ class TrainingOptions:
     seed: int = 42
     scoring: str = "neg_log_loss"
     drop: Sequence[str] = ()
+    columns: Path | None = None  # JSON: column -> {"label", "unit", "description"}
     models_dir: Path = Path("models")
     command: str = ""
     progress: Callable[[str], None] | None = None
@@ -84,6 +86,21 @@ def read_csv(path: Path, what: str = "training data") -> pd.DataFrame:
     if any(str(c).startswith("Unnamed: ") for c in frame.columns):
         raise TrainingError(f"{what} file {path} has a column without a name in its header row")
     return frame
+
+
+def read_columns(path: Path | None) -> dict[str, dict[str, str]]:
+    """Optional human descriptions of the columns, shown by the browser form and the API docs."""
+    if path is None:
+        return {}
+    try:
+        described = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise TrainingError(f"columns file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise TrainingError(f"columns file {path} is not readable JSON: {exc}") from None
+    if not isinstance(described, dict) or not all(isinstance(v, dict) for v in described.values()):
+        raise TrainingError(f'columns file {path} must map each column to {{"label": ..., "unit": ..., "description": ...}}')
+    return described
 
 
 def split_features(frame: pd.DataFrame, target: str, drop: Sequence[str], what: str) -> tuple[pd.DataFrame, pd.Series]:
@@ -290,7 +307,7 @@ def train(options: TrainingOptions) -> TrainingResult:
             raise TrainingError(f"cannot hold out a test set of {size:g} of the rows: {exc}") from None
     check_target(labels, options.target)
 
-    schema = describe_frame(features, ignored=ignored, target=options.target)
+    schema = describe_frame(features, ignored=ignored, target=options.target, annotations=read_columns(options.columns))
     X, X_test = prepare(features, schema), prepare(test_features, schema)
     unseen = sorted(set(test_labels) - set(labels), key=str)
     if unseen:

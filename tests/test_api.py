@@ -167,6 +167,7 @@ BAD_INPUTS = [
     ("array-for-number", post_json(with_(BMI=[33.6])), 422, ("BMI", "got an array")),
     ("nan", post_raw(json.dumps(RECORD).replace("33.6", "NaN")), 422, ("BMI", "finite number, got NaN")),
     ("infinity", post_raw(json.dumps(RECORD).replace("0.627", "Infinity")), 422, ("DiabetesPedigreeFunction", "Infinity")),
+    ("huge-but-finite", post_raw(json.dumps(RECORD).replace("0.627", "1.7976931348623157e+308")), 422, ("DiabetesPedigreeFunction", "between -1e15 and 1e15")),
     ("huge-integer", post_raw(json.dumps(RECORD).replace("148", "1" + "0" * 400)), 422, ("Glucose", "too large")),
     ("missing-field", post_json(with_(Glucose=...)), 422, ("Glucose", "missing field")),
     ("unknown-field", post_json(with_(Insulinn=5)), 422, ("Insulinn", "unknown field; expected one of: Pregnancies")),

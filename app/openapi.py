@@ -1,0 +1,267 @@
+"""The OpenAPI 3 document, generated from the loaded models' schemas.
+
+Fields, types, categories, gaps and examples come from each model's metadata, so the document
+always describes the models actually being served. ``/predict`` documents the default model's
+input; the other models' inputs are in ``components.schemas`` and at ``/models/<name>``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Flask, Response, current_app, jsonify
+from flask_swagger_ui import get_swaggerui_blueprint
+
+from .registry import LoadedModel, Registry
+from .schema import MAX_MAGNITUDE, NUMBER, Feature
+
+API_VERSION = "1.0.0"
+bp = Blueprint("openapi", __name__)
+
+
+@bp.get("/openapi.json")
+def document() -> Response:
+    return jsonify(build(current_app.extensions["registry"], API_VERSION))
+
+
+def register_docs(app: Flask) -> None:
+    """/openapi.json, and Swagger UI at /docs from the assets shipped in flask-swagger-ui (no CDN)."""
+    app.register_blueprint(bp)
+    app.register_blueprint(get_swaggerui_blueprint("/docs", "/openapi.json", config={"app_name": "Model API docs"}))
+
+PROBLEM = {"$ref": "#/components/schemas/Problem"}
+ERRORS = {
+    "400": "Malformed body (not JSON or CSV, empty, not UTF-8) or a bad version",
+    "404": "Unknown model or version",
+    "413": "Body larger than MAX_CONTENT_LENGTH or more rows than MAX_BATCH_ROWS",
+    "415": "Content-Type is neither application/json nor text/csv",
+    "422": "Invalid values: every problem, per row and field",
+    "503": "The model failed verification at startup",
+}
+
+
+def build(registry: Registry, version: str) -> dict[str, Any]:
+    default = registry.get()
+    schemas: dict[str, Any] = {"Problem": _problem_schema(), "PredictionResponse": _prediction_response(default)}
+    for name, versions in registry.models.items():
+        model = versions[max(versions)] if name != default.name else default
+        schemas[_record_name(model)] = _record_schema(model)
+    record_ref = {"$ref": f"#/components/schemas/{_record_name(default)}"}
+    model_names = registry.names()
+    selectors = [
+        {"name": "model", "in": "query", "required": False, "description": "model name (default: the default model)",
+         "schema": {"type": "string", "enum": model_names}},
+        {"name": "version", "in": "query", "required": False, "description": "model version (default: newest or pinned)",
+         "schema": {"type": "integer", "minimum": 1}},
+    ]
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "scikit-learn model server",
+            "version": version,
+            "description": f"Predictions from scikit-learn Pipelines. The default model is {default.tag}; "
+                           "errors are RFC 9457 problem+json documents.",
+        },
+        "paths": {
+            "/predict": {
+                "post": {
+                    "operationId": "predict",
+                    "summary": "Predict one record, a batch, or a CSV file",
+                    "parameters": selectors,
+                    "requestBody": {"required": True, "content": {
+                        "application/json": {"schema": _payload_schema(record_ref, default), "example": default.schema.example()},
+                        "text/csv": {"schema": {"type": "string"}, "example": _csv_example(default)},
+                    }},
+                    "responses": _prediction_responses(),
+                },
+                "get": {
+                    "operationId": "predictFromQuery",
+                    "summary": "Predict one record given as a query string (an empty value means missing)",
+                    "parameters": selectors + [_query_parameter(f) for f in default.schema.features],
+                    "responses": _prediction_responses(),
+                },
+            },
+            "/invocations": {
+                "post": {
+                    "operationId": "invocations",
+                    "summary": "MLflow scoring protocol: the same inputs, labels only",
+                    "parameters": selectors,
+                    "requestBody": {"required": True, "content": {
+                        "application/json": {"schema": _payload_schema(record_ref, default)},
+                        "text/csv": {"schema": {"type": "string"}},
+                    }},
+                    "responses": {
+                        "200": _json_response("Labels in input order", {
+                            "type": "object", "required": ["predictions"],
+                            "properties": {"predictions": {"type": "array", "items": _label_schema(default)}},
+                        }),
+                        **{code: _problem_response(text) for code, text in ERRORS.items()},
+                    },
+                },
+            },
+            "/models": {"get": {"operationId": "listModels", "summary": "Every model, its versions and the default",
+                                "responses": {"200": _json_response("Models", {"type": "object"})}}},
+            "/models/{name}": {"get": {
+                "operationId": "describeModel", "summary": "A model's metadata: schema, example, classes, metrics",
+                "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {"200": _json_response("Metadata", {"type": "object"}), "404": _problem_response(ERRORS["404"])},
+            }},
+            "/models/{name}/{version}": {"get": {
+                "operationId": "describeModelVersion", "summary": "One version's metadata",
+                "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}},
+                               {"name": "version", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}}],
+                "responses": {"200": _json_response("Metadata", {"type": "object"}), "404": _problem_response(ERRORS["404"]),
+                              "503": _problem_response(ERRORS["503"])},
+            }},
+            "/health": {"get": {"operationId": "health", "summary": "Liveness", "responses": {
+                "200": _json_response("Alive", {"type": "object", "properties": {"status": {"type": "string", "enum": ["ok"]}}})}}},
+            "/ready": {"get": {"operationId": "ready", "summary": "Readiness: the default model is loaded and verified",
+                               "responses": {"200": _json_response("Ready", {"type": "object"}),
+                                             "503": _problem_response("Not ready; detail says why")}}},
+            "/ping": {"get": {"operationId": "ping", "summary": "MLflow health probe",
+                              "responses": {"200": _json_response("Ready", {"type": "object"}),
+                                            "503": _json_response("Not ready", {"type": "object"})}}},
+            "/hello": {"get": {"operationId": "hello", "summary": "A greeting", "responses": {"200": _greeting()}}},
+            "/hello/{name}": {"get": {
+                "operationId": "helloName", "summary": "A greeting by name",
+                "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {"200": _greeting()},
+            }},
+        },
+        "components": {"schemas": schemas},
+    }
+
+
+def _record_name(model: LoadedModel) -> str:
+    return "".join(part.capitalize() for part in model.name.replace(".", "-").replace("_", "-").split("-")) + "Record"
+
+
+def _feature_schema(feature: Feature) -> dict[str, Any]:
+    if feature.kind == NUMBER:
+        schema: dict[str, Any] = {"type": "number", "minimum": -MAX_MAGNITUDE, "maximum": MAX_MAGNITUDE}
+        if feature.minimum is not None:
+            schema["description"] = (f"seen in training: {feature.minimum} to {feature.maximum}; values outside are "
+                                     "predicted with a warning")
+    else:
+        schema = {"type": "string", "enum": list(feature.categories)}
+    if feature.allow_missing:
+        schema["nullable"] = True
+        if "enum" in schema:
+            schema["enum"] = schema["enum"] + [None]
+    if feature.example is not None:
+        schema["example"] = feature.example
+    return schema
+
+
+def _record_schema(model: LoadedModel) -> dict[str, Any]:
+    properties = {f.name: _feature_schema(f) for f in model.schema.features}
+    for name in [*model.schema.ignored, *([model.schema.target] if model.schema.target else [])]:
+        properties[name] = {"description": "accepted and ignored: the model does not use it"}
+    return {
+        "type": "object",
+        "description": f"One input row for {model.tag}; every listed feature is required (null only where allowed).",
+        "required": [f.name for f in model.schema.features],
+        "properties": properties,
+        "additionalProperties": False,
+        "example": model.schema.example(),
+    }
+
+
+def _payload_schema(record: dict, model: LoadedModel) -> dict[str, Any]:
+    batch = {"type": "array", "items": record, "minItems": 1}
+    names = [f.name for f in model.schema.features]
+    return {"oneOf": [
+        record,
+        batch,
+        _envelope("instances", batch),
+        _envelope("inputs", batch),
+        _envelope("dataframe_records", batch),
+        _envelope("dataframe_split", {
+            "type": "object", "required": ["columns", "data"], "additionalProperties": False,
+            "properties": {"columns": {"type": "array", "items": {"type": "string", "enum": names}, "uniqueItems": True,
+                                       "minItems": len(names), "maxItems": len(names)},
+                           "data": {"type": "array", "minItems": 1, "items": {
+                               "type": "array", "minItems": len(names), "maxItems": len(names),
+                               "items": {"nullable": True, "oneOf": [{"type": "number"}, {"type": "string"}]}}},
+                           "index": {"type": "array"}},
+        }),
+    ]}
+
+
+def _envelope(key: str, content: dict) -> dict[str, Any]:
+    return {"type": "object", "required": [key], "properties": {key: content}, "additionalProperties": False}
+
+
+def _query_parameter(feature: Feature) -> dict[str, Any]:
+    schema = _feature_schema(feature)
+    schema.pop("nullable", None)
+    if "enum" in schema:
+        schema["enum"] = [c for c in schema["enum"] if c is not None]
+    return {"name": feature.name, "in": "query", "required": True, "schema": schema,
+            "allowEmptyValue": feature.allow_missing}
+
+
+def _label_schema(model: LoadedModel) -> dict[str, Any]:
+    if all(isinstance(c, int) for c in model.classes):
+        return {"type": "integer", "enum": model.classes}
+    return {"type": "string", "enum": [str(c) for c in model.classes]}
+
+
+def _prediction_response(model: LoadedModel) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["model", "predictions"],
+        "properties": {
+            "model": {"type": "object", "required": ["name", "version"],
+                      "properties": {"name": {"type": "string"}, "version": {"type": "integer"}}},
+            "predictions": {"type": "array", "items": {
+                "type": "object", "required": ["label", "probabilities", "warnings"],
+                "properties": {
+                    "label": {"oneOf": [{"type": "integer"}, {"type": "string"}]},
+                    "probabilities": {"type": "object", "additionalProperties": {"type": "number", "minimum": 0, "maximum": 1}},
+                    "warnings": {"type": "array", "items": {"type": "string"}},
+                },
+            }},
+        },
+    }
+
+
+def _prediction_responses() -> dict[str, Any]:
+    ok = _json_response("One result per input row, in input order", {"$ref": "#/components/schemas/PredictionResponse"})
+    ok["headers"] = {"X-Model-Version": {"description": "name/version of the model that answered", "schema": {"type": "string"}}}
+    return {"200": ok, **{code: _problem_response(text) for code, text in ERRORS.items()}}
+
+
+def _problem_schema() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["type", "title", "status", "detail"],
+        "properties": {
+            "type": {"type": "string"},
+            "title": {"type": "string"},
+            "status": {"type": "integer"},
+            "detail": {"type": "string"},
+            "request_id": {"type": "string", "nullable": True},
+            "errors": {"type": "array", "items": {
+                "type": "object", "required": ["row", "field", "problem"],
+                "properties": {"row": {"type": "integer", "nullable": True}, "field": {"type": "string", "nullable": True},
+                               "problem": {"type": "string"}},
+            }},
+        },
+    }
+
+
+def _json_response(description: str, schema: dict) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _problem_response(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/problem+json": {"schema": PROBLEM}}}
+
+
+def _greeting() -> dict[str, Any]:
+    return _json_response("Greeting", {"type": "object", "required": ["message"], "properties": {"message": {"type": "string"}}})
+
+
+def _csv_example(model: LoadedModel) -> str:
+    example = model.schema.example()
+    return ",".join(example) + "\n" + ",".join("" if v is None else str(v) for v in example.values()) + "\n"

@@ -1,0 +1,94 @@
+"""The browser page and the API docs in real headless Chromium, driven by Playwright."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests import server
+from tests.test_api import RECORD
+from tests.tools import ROOT, apt_install
+
+pytestmark = pytest.mark.integration
+ARTIFACTS = ROOT / "build" / "test-artifacts"
+CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    executable = apt_install("chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, timeout=60_000)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def base_url(models_dir, tmp_path_factory):
+    with server.running(models_dir, tmp_path_factory.mktemp("browser") / "server.log") as url:
+        yield url
+
+
+@pytest.fixture
+def page(browser, base_url):
+    context = browser.new_context(viewport={"width": 1100, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    page.foreign_requests = []
+    page.on("request", lambda r: r.url.startswith(base_url) or page.foreign_requests.append(r.url))
+    yield page
+    context.close()
+
+
+def fill(page, record):
+    for name, value in record.items():
+        page.fill(f"#f-{name}", "" if value is None else str(value))
+
+
+def test_page_predicts_what_the_api_predicts_and_shows_the_model(page, base_url):
+    page.goto(base_url + "/")
+    assert page.text_content("h1") == "pima-diabetes"
+    assert page.text_content("#model-version") == "1"
+    assert page.text_content("#model-accuracy").endswith("%")
+    assert "(mg/dL)" in page.text_content("label[for=f-Glucose]")
+    fill(page, RECORD)
+    page.click("#predict-button")
+    page.wait_for_selector("#result:not([hidden])")
+    expected = requests.post(f"{base_url}/predict", json=RECORD, timeout=10).json()["predictions"][0]
+    assert page.text_content("#result-label") == str(expected["label"])
+    shown = page.text_content(f".bar[data-label='{expected['label']}'] .probability")
+    assert shown == f"{expected['probabilities'][str(expected['label'])] * 100:.1f}%"
+    assert page.text_content("#result-model") == "pima-diabetes version 1"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "browser-page.png"), full_page=True)
+    assert page.foreign_requests == []
+
+
+def test_page_shows_errors_next_to_the_field(page, base_url):
+    page.goto(base_url + "/")
+    fill(page, {**RECORD, "Glucose": None, "BMI": None})
+    page.click("#predict-button")
+    error = page.wait_for_selector("[data-field=Glucose] .error:not(:empty)")
+    assert "trained without gaps" in error.text_content()
+    assert page.text_content("[data-field=BMI] .error") == ""  # BMI may be missing
+    assert page.is_hidden("#result")
+
+
+def test_page_flags_values_outside_the_training_range(page, base_url):
+    page.goto(base_url + "/")
+    fill(page, {**RECORD, "Age": 95})
+    page.click("#predict-button")
+    page.wait_for_selector("#result:not([hidden])")
+    assert "Age=95 is outside the range seen in training" in page.text_content("#result-warnings")
+
+
+def test_swagger_ui_renders_every_operation_offline(page, base_url):
+    page.goto(base_url + "/docs/")
+    page.wait_for_selector(".opblock-summary-path")
+    paths = {element.text_content().replace("\u200b", "") for element in page.query_selector_all(".opblock-summary-path")}
+    assert {"/predict", "/models/{name}", "/health", "/ready", "/invocations"} <= paths
+    assert page.foreign_requests == []
