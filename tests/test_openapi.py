@@ -50,7 +50,7 @@ def test_schemathesis_finds_no_server_errors_and_no_responses_that_break_the_doc
         done = subprocess.run(
             [str(st), "run", f"{url}/openapi.json", "--max-examples", "40", "--seed", "7",
              "--request-timeout", "10", "--exclude-checks", "positive_data_acceptance", "--no-color"],
-            capture_output=True, text=True, timeout=300,
+            capture_output=True, text=True, timeout=300, cwd=tmp_path,  # st writes .schemathesis/ here
         )
     assert done.returncode == 0, done.stdout[-6000:]
     assert "No issues found" in done.stdout
