@@ -48,7 +48,8 @@ def configure(app: Flask, test_config: Mapping[str, Any] | None) -> None:
 
 
 def load_registry(app: Flask) -> None:
-    registry = Registry.load(app.config["MODELS_DIR"], app.config["DEFAULT_MODEL"], app.config["MODEL_VERSION"])
+    registry = Registry.load(app.config["MODELS_DIR"], app.config["DEFAULT_MODEL"], app.config["MODEL_VERSION"],
+                             fast=app.config["FAST_PATH"])
     app.extensions["registry"] = registry
     reason = registry.problem()
     if reason is None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from . import inference, payloads
@@ -88,20 +89,27 @@ class invalid_rows_as_422:
 
 
 # ---- encode -----------------------------------------------------------------------------------
-def encode(model: LoadedModel, decoded: Decoded, predictions: list[inference.Prediction]) -> Response:
-    response = jsonify({
-        "model": {"name": model.name, "version": model.version},
-        "predictions": [
-            {"label": p.label, "probabilities": p.probabilities, "warnings": w}
-            for p, w in zip(predictions, decoded.warnings)
-        ],
-    })
+def json_response(body: Any, model: LoadedModel) -> Response:
+    # orjson: several times faster than the standard library on large batches, same JSON.
+    response = current_app.response_class(orjson.dumps(body), mimetype="application/json")
     response.headers["X-Model-Version"] = model.tag
     return response
 
 
+def encode(model: LoadedModel, decoded: Decoded, probabilities) -> Response:
+    keys = [str(c) for c in model.classes]
+    labels = inference.labels(model, probabilities)
+    return json_response({
+        "model": {"name": model.name, "version": model.version},
+        "predictions": [
+            {"label": label, "probabilities": dict(zip(keys, row)), "warnings": warnings}
+            for label, row, warnings in zip(labels, probabilities.tolist(), decoded.warnings)
+        ],
+    }, model)
+
+
 def serve(model: LoadedModel, decoded: Decoded) -> Response:
-    return encode(model, decoded, inference.predict(model.model, model.classes, decoded.frame))
+    return encode(model, decoded, inference.predict_proba(model, decoded))
 
 
 # ---- routes -----------------------------------------------------------------------------------
@@ -122,10 +130,7 @@ def invocations() -> Response:
     """MLflow's scoring protocol: same inputs as POST /predict, MLflow's response shape."""
     model = choose_model(request.args)
     decoded = decode_body(model)
-    predictions = inference.predict(model.model, model.classes, decoded.frame)
-    response = jsonify({"predictions": [p.label for p in predictions]})
-    response.headers["X-Model-Version"] = model.tag
-    return response
+    return json_response({"predictions": inference.labels(model, inference.predict_proba(model, decoded))}, model)
 
 
 @bp.get("/ping")

@@ -18,6 +18,7 @@ DEFAULTS: dict[str, Any] = {
     "LOG_LEVEL": "INFO",
     "LOG_FORMAT": "text",  # or json
     "EXIT_IF_UNREADY": True,  # refuse to start when the default model cannot be served
+    "FAST_PATH": True,  # serve with the compiled NumPy path where it matches scikit-learn
 }
 
 
@@ -70,6 +71,7 @@ PARSERS: dict[str, Callable[[str, str], Any]] = {
     "LOG_LEVEL": _choice("debug", "info", "warning", "error"),
     "LOG_FORMAT": _choice("text", "json"),
     "EXIT_IF_UNREADY": _boolean,
+    "FAST_PATH": _boolean,
 }
 
 

@@ -1,28 +1,24 @@
-"""Labels and class probabilities for a decoded batch.
+"""Class probabilities for a decoded batch, by the fastest path that gives scikit-learn's answer.
 
-The label is the class with the highest probability, so the two always agree; for the
-calibrated SVM and the forest this is exactly what ``predict`` computes.
+The compiled NumPy path (app/fastpath.py) serves a model when it compiled and matched
+scikit-learn at load time, and the batch is within its size limit; otherwise scikit-learn does.
+The label is the class with the highest probability, exactly as ``predict`` computes it for the
+calibrated SVM, the forest and logistic regression.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 import numpy as np
-import pandas as pd
+
+from .registry import LoadedModel
+from .schema import Decoded
 
 
-@dataclass(frozen=True)
-class Prediction:
-    label: Any
-    probabilities: dict[str, float]
+def predict_proba(model: LoadedModel, decoded: Decoded) -> np.ndarray:
+    fast = model.fast
+    if fast is not None and (fast.max_rows is None or len(decoded.matrix) <= fast.max_rows):
+        return fast.predict_proba(decoded.matrix)
+    return np.asarray(model.model.predict_proba(decoded.frame), dtype="float64")
 
 
-def predict(model: Any, classes: list[Any], frame: pd.DataFrame) -> list[Prediction]:
-    probabilities = np.asarray(model.predict_proba(frame), dtype="float64")
-    best = probabilities.argmax(axis=1)
-    keys = [str(c) for c in classes]
-    return [
-        Prediction(label=classes[i], probabilities=dict(zip(keys, row)))
-        for i, row in zip(best.tolist(), probabilities.tolist())
-    ]
+def labels(model: LoadedModel, probabilities: np.ndarray) -> list:
+    return [model.classes[i] for i in probabilities.argmax(axis=1).tolist()]

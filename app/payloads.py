@@ -12,6 +12,8 @@ import io
 import json
 from typing import Any
 
+import orjson
+
 from .errors import MalformedRequest, PayloadTooLarge
 from .schema import Decoded, InvalidRows, Problem, Schema
 
@@ -26,6 +28,10 @@ def parse_json(body: bytes) -> Any:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise MalformedRequest(f"the request body is not UTF-8 text (byte {exc.start})") from None
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        pass  # orjson is strict; the standard library below gives the message, and reads NaN
     try:
         # NaN and Infinity are not JSON, but common encoders emit them; accept the tokens here so
         # the field that holds one is named in a 422 instead of a bare syntax error.

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import artifacts
+from . import artifacts, fastpath
 from .errors import ModelNotFound, ModelUnavailable
 from .schema import Schema
 
@@ -26,6 +26,8 @@ class LoadedModel:
     schema: Schema
     classes: list[Any]
     metadata: dict[str, Any]
+    fast: fastpath.CompiledPipeline | None = None
+    backend: str = "scikit-learn"  # what answers: "numpy (<kind>)" or "scikit-learn (<why>)"
 
     @property
     def tag(self) -> str:
@@ -33,16 +35,18 @@ class LoadedModel:
 
 
 class Registry:
-    def __init__(self, models_dir: Path, default_name: str, pinned_version: int | None = None):
+    def __init__(self, models_dir: Path, default_name: str, pinned_version: int | None = None, fast: bool = True):
         self.models_dir = Path(models_dir)
         self.default_name = default_name
         self.pinned_version = pinned_version
+        self.fast = fast
         self.models: dict[str, dict[int, LoadedModel]] = {}
         self.failures: dict[str, dict[int, str]] = {}
 
     @classmethod
-    def load(cls, models_dir: Path | str, default_name: str, pinned_version: int | None = None) -> "Registry":
-        registry = cls(Path(models_dir), default_name, pinned_version)
+    def load(cls, models_dir: Path | str, default_name: str, pinned_version: int | None = None,
+             fast: bool = True) -> "Registry":
+        registry = cls(Path(models_dir), default_name, pinned_version, fast)
         for name in artifacts.list_names(models_dir):
             for version in artifacts.list_versions(models_dir, name):
                 registry._load_one(name, version)
@@ -56,11 +60,25 @@ class Registry:
             self.failures.setdefault(name, {})[version] = str(exc)
             log.error("model %s/%s not loaded: %s", name, version, exc)
             return
+        compiled, backend = self._compile(artifact.model, schema) if self.fast else (None, "scikit-learn (FAST_PATH off)")
         self.models.setdefault(name, {})[version] = LoadedModel(
             name=name, version=version, model=artifact.model, schema=schema,
-            classes=list(artifact.metadata["classes"]), metadata=artifact.metadata,
+            classes=list(artifact.metadata["classes"]), metadata=artifact.metadata, fast=compiled, backend=backend,
         )
-        log.info("model %s/%s loaded from %s", name, version, artifact.path)
+        log.info("model %s/%s loaded from %s, served by %s", name, version, artifact.path, backend)
+
+    @staticmethod
+    def _compile(model: Any, schema: Schema) -> tuple[fastpath.CompiledPipeline | None, str]:
+        """The compiled path, only if it matches scikit-learn on synthetic valid rows right now."""
+        try:
+            compiled = fastpath.compile_pipeline(model, schema)
+            fastpath.verify(compiled, model, schema, fastpath.synthetic_rows(schema))
+        except fastpath.Unsupported as exc:
+            return None, f"scikit-learn (no fast path: {exc})"
+        except (fastpath.Mismatch, ValueError, IndexError, TypeError) as exc:
+            log.warning("fast path disagrees with scikit-learn (%s); serving with scikit-learn", exc)
+            return None, f"scikit-learn (fast path disagreed: {exc})"
+        return compiled, f"numpy ({compiled.kind})"
 
     def _versions(self, name: str) -> list[int]:
         return sorted(set(self.models.get(name, {})) | set(self.failures.get(name, {})))
@@ -125,7 +143,8 @@ class Registry:
             "cv": meta.get("cv"),
             "test_metrics": meta.get("test_metrics"),
             "training_data": meta.get("training_data"),
-            "versions": meta.get("versions"),
+            "libraries": meta.get("versions"),
+            "backend": loaded.backend,
             "model_sha256": meta.get("model_sha256"),
             "command": meta.get("command"),
         }

@@ -33,11 +33,25 @@ def offline(models_dir, test_rows):
     return model.predict(features), model.predict_proba(features)
 
 
-def check_against_offline(predictions, offline):
+def check_against_offline(predictions, offline, tolerance=1e-9):
+    """Labels identical; probabilities equal up to rounding (the fast path's promise is 1e-5)."""
     labels, probabilities = offline
     assert [p["label"] for p in predictions] == labels.tolist()
     served = np.array([[p["probabilities"]["0"], p["probabilities"]["1"]] for p in predictions])
-    assert np.array_equal(served, probabilities)
+    assert np.abs(served - probabilities).max() <= tolerance
+
+
+def test_scikit_learn_path_serves_exactly_the_offline_predictions(models_dir, offline, tmp_path):
+    body = (ROOT / "data" / "test.csv").read_bytes()
+    with server.running(models_dir, tmp_path / "server.log", FAST_PATH="false") as url:
+        response = requests.post(f"{url}/predict", data=body, headers={"Content-Type": "text/csv"}, timeout=30)
+        backend = requests.get(f"{url}/models/pima-diabetes/1", timeout=5).json()["backend"]
+    assert backend.startswith("scikit-learn")
+    check_against_offline(response.json()["predictions"], offline, tolerance=0.0)
+
+
+def test_the_fast_path_serves_the_default_model(base_url):
+    assert requests.get(f"{base_url}/models/pima-diabetes/1", timeout=5).json()["backend"] == "numpy (calibrated-svm)"
 
 
 def test_served_predictions_equal_offline_predictions_on_all_of_test_csv_as_csv(base_url, offline):
@@ -59,8 +73,7 @@ def test_served_predictions_equal_offline_predictions_row_by_row_from_query_stri
         response = requests.get(f"{base_url}/predict", params=row, timeout=10)
         predictions.append(response.json()["predictions"][0])
     labels, probabilities = offline
-    assert [p["label"] for p in predictions] == labels[:40].tolist()
-    assert np.array_equal([[p["probabilities"]["0"], p["probabilities"]["1"]] for p in predictions], probabilities[:40])
+    check_against_offline(predictions, (labels[:40], probabilities[:40]))
 
 
 @pytest.mark.parametrize("payload", [

@@ -17,7 +17,7 @@ from tests.datasets import titanic_like, write_csv
 
 METADATA_KEYS = {
     "name", "version", "created", "command", "estimator", "target", "classes", "schema", "training_data",
-    "test_data", "cv", "test_metrics", "versions", "model_sha256", "model_file", "format_version", "fingerprint",
+    "test_data", "cv", "test_metrics", "fast_path", "versions", "model_sha256", "model_file", "format_version", "fingerprint",
 }
 
 
@@ -67,6 +67,8 @@ def test_metadata_describes_everything_serving_needs(tmp_path):
     assert metadata["training_data"]["sha256"] == artifacts.sha256_file(tmp_path / "tiny.csv")
     assert set(metadata["test_metrics"]) >= {"accuracy", "roc_auc", "confusion_matrix"}
     assert metadata["cv"]["best_params"] and metadata["cv"]["folds"] == 3
+    assert metadata["fast_path"]["backend"] == "numpy" and metadata["fast_path"]["labels_identical"] is True
+    assert metadata["fast_path"]["max_probability_difference"] <= 1e-9
 
 
 @pytest.mark.parametrize("estimator", ["svm", "logreg", "rf"])
