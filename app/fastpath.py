@@ -12,6 +12,7 @@ a gap, and for a category feature the category's index in the schema's list.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -181,6 +182,12 @@ def _compile_calibrated_svm(classifier: CalibratedClassifierCV) -> Transform:
     squared_norms = np.einsum("ij,ij->i", vectors, vectors)
 
     def classify(features: np.ndarray) -> np.ndarray:
+        if len(features) == 1:  # the common case: fewer, cheaper NumPy calls
+            difference = vectors - features[0]
+            decision = float(np.exp(np.einsum("ij,ij->i", difference, difference) * -gamma) @ coefficients) + intercept
+            exponent = a * decision + b
+            positive = 0.0 if exponent > 700.0 else 1.0 / (1.0 + math.exp(exponent))  # expit(-exponent)
+            return np.array([[1.0 - positive, positive]])
         distances = (np.einsum("ij,ij->i", features, features)[:, None] + squared_norms[None, :]
                      - 2.0 * features @ vectors.T)
         kernel = np.exp(-gamma * np.maximum(distances, 0.0))

@@ -21,6 +21,7 @@ MAX_LISTED = 12  # categories or field names quoted in one message
 # Finite is not enough: scaling a value near the float64 limit overflows to infinity inside the
 # Pipeline. No measurement a model is trained on comes near this bound.
 MAX_MAGNITUDE = 1e15
+SMALL_BATCH = 16  # rows the bulk decoder checks in plain Python rather than NumPy
 
 
 @dataclass(frozen=True)
@@ -261,6 +262,9 @@ class _FastDecoder:
         self.high = np.array([np.nan if f.maximum is None else f.maximum for f in schema.features], dtype="float64")
         self.codes = [None if f.kind == NUMBER else {c: float(i) for i, c in enumerate(f.categories)}
                       for f in schema.features]
+        self.allow_list = self.allow_missing.tolist()
+        self.low_list = self.low.tolist()
+        self.high_list = self.high.tolist()
 
     def records(self, records: Sequence[Any]) -> "Decoded | None":
         width, names = self.width, self.names
@@ -279,13 +283,40 @@ class _FastDecoder:
         return self._finish(values, len(data))
 
     def _finish(self, values: list, rows: int) -> "Decoded | None":
-        kinds = set(map(type, values))
         if not self.all_numeric:
-            values = self._encode_categories(values, rows)
+            values = self._encode_categories(values)
             if values is None:
                 return None
-        elif not kinds <= {int, float, type(None)}:
+        elif not set(map(type, values)) <= {int, float, type(None)}:
             return None
+        if rows <= SMALL_BATCH:
+            warnings = self._check_scalars(values, rows)
+            if warnings is None:
+                return None
+            matrix = np.array(values, dtype="float64").reshape(rows, self.width)  # None becomes NaN
+            return Decoded(matrix=matrix, warnings=warnings, schema=self.schema)
+        return self._check_vectorised(values, rows)
+
+    def _check_scalars(self, values: list, rows: int) -> list[list[str]] | None:
+        """A few rows: plain Python beats a dozen NumPy calls of fixed overhead each."""
+        warnings: list[list[str]] = []
+        features, allow, low, high = self.schema.features, self.allow_list, self.low_list, self.high_list
+        for row in range(rows):
+            row_warnings = []
+            for column in range(self.width):
+                value = values[row * self.width + column]
+                if value is None:
+                    if not allow[column]:
+                        return None
+                    continue
+                if value != value or abs(value) > MAX_MAGNITUDE:  # NaN, infinities, absurd magnitudes
+                    return None
+                if value < low[column] or value > high[column]:  # NaN bounds (categories) compare False
+                    row_warnings.append(_range_warning(features[column], float(value)))
+            warnings.append(row_warnings)
+        return warnings
+
+    def _check_vectorised(self, values: list, rows: int) -> "Decoded | None":
         try:
             matrix = np.array(values, dtype="float64").reshape(rows, self.width)  # None becomes NaN
         except (OverflowError, ValueError, TypeError):
@@ -295,17 +326,16 @@ class _FastDecoder:
             given_null = np.fromiter((v is None for v in values), dtype=bool, count=len(values)).reshape(rows, self.width)
             if not np.array_equal(gaps, given_null) or (gaps & ~self.allow_missing).any():
                 return None  # NaN sent as a number, or a gap where the model has none
-        numbers = matrix[:, self.numeric]
-        if np.isinf(numbers).any() or (np.abs(np.nan_to_num(numbers)) > MAX_MAGNITUDE).any():
+        if (np.abs(matrix) > MAX_MAGNITUDE).any():  # infinities too; NaN compares False
             return None
         outside = (matrix < self.low) | (matrix > self.high)  # NaN bounds (categories) compare False
         warnings: list[list[str]] = [[] for _ in range(rows)]
-        for row, column in zip(*np.nonzero(outside)):
-            feature = self.schema.features[column]
-            warnings[row].append(_range_warning(feature, float(matrix[row, column])))
+        if outside.any():
+            for row, column in zip(*np.nonzero(outside)):
+                warnings[row].append(_range_warning(self.schema.features[column], float(matrix[row, column])))
         return Decoded(matrix=matrix, warnings=warnings, schema=self.schema)
 
-    def _encode_categories(self, values: list, rows: int) -> list | None:
+    def _encode_categories(self, values: list) -> list | None:
         encoded = list(values)
         for column, codes in enumerate(self.codes):
             cells = encoded[column::self.width]
