@@ -27,3 +27,18 @@ access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms rid=%({x-request-id}o)s'
 # gunicorn's runtime control socket lives at one fixed path per user, so two servers on a
 # machine would fight over it; reload and shutdown go through signals (HUP, TERM) instead.
 control_socket_disable = True
+
+
+def pre_fork(server, worker):
+    """Move the loaded models out of the garbage collector's sight before forking, so collections
+    in a worker do not touch (and so copy) the pages it shares with the master."""
+    import gc
+
+    gc.freeze()
+
+
+def post_fork(server, worker):
+    """One compute thread per worker: with one worker per core, BLAS thread pools only contend."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)

@@ -97,15 +97,17 @@ def json_response(body: Any, model: LoadedModel) -> Response:
 
 
 def encode(model: LoadedModel, decoded: Decoded, probabilities) -> Response:
-    keys = [str(c) for c in model.classes]
     labels = inference.labels(model, probabilities)
-    return json_response({
-        "model": {"name": model.name, "version": model.version},
-        "predictions": [
-            {"label": label, "probabilities": dict(zip(keys, row)), "warnings": warnings}
-            for label, row, warnings in zip(labels, probabilities.tolist(), decoded.warnings)
-        ],
-    }, model)
+    rows = probabilities.tolist()
+    if len(model.classes) == 2:  # the common case, built without a zip per row
+        first, second = (str(c) for c in model.classes)
+        predictions = [{"label": label, "probabilities": {first: p, second: q}, "warnings": warnings}
+                       for label, (p, q), warnings in zip(labels, rows, decoded.warnings)]
+    else:
+        keys = [str(c) for c in model.classes]
+        predictions = [{"label": label, "probabilities": dict(zip(keys, row)), "warnings": warnings}
+                       for label, row, warnings in zip(labels, rows, decoded.warnings)]
+    return json_response({"model": {"name": model.name, "version": model.version}, "predictions": predictions}, model)
 
 
 def serve(model: LoadedModel, decoded: Decoded) -> Response:

@@ -161,7 +161,7 @@ def _compile_classifier(classifier) -> tuple[Transform, str, int | None]:
     if isinstance(classifier, LogisticRegression):
         return _compile_logistic(classifier), "logistic-regression", None
     if isinstance(classifier, RandomForestClassifier):
-        return _compile_forest(classifier), "random-forest", FOREST_MAX_ROWS
+        return _compile_forest(classifier), "random-forest", None
     raise Unsupported(f"classifier {type(classifier).__name__}")
 
 
@@ -179,7 +179,8 @@ def _compile_calibrated_svm(classifier: CalibratedClassifierCV) -> Transform:
     intercept = float(svc.intercept_[0])
     gamma = float(svc._gamma)
     a, b = float(calibrated.calibrators[0].a_), float(calibrated.calibrators[0].b_)
-    squared_norms = np.einsum("ij,ij->i", vectors, vectors)
+    gamma_norms = gamma * np.einsum("ij,ij->i", vectors, vectors)
+    scaled_vectors_t = np.ascontiguousarray((2.0 * gamma) * vectors.T)
 
     def classify(features: np.ndarray) -> np.ndarray:
         if len(features) == 1:  # the common case: fewer, cheaper NumPy calls
@@ -188,9 +189,12 @@ def _compile_calibrated_svm(classifier: CalibratedClassifierCV) -> Transform:
             exponent = a * decision + b
             positive = 0.0 if exponent > 700.0 else 1.0 / (1.0 + math.exp(exponent))  # expit(-exponent)
             return np.array([[1.0 - positive, positive]])
-        distances = (np.einsum("ij,ij->i", features, features)[:, None] + squared_norms[None, :]
-                     - 2.0 * features @ vectors.T)
-        kernel = np.exp(-gamma * np.maximum(distances, 0.0))
+        # exp(-gamma * |x - v|^2) with |x - v|^2 = |x|^2 + |v|^2 - 2 x.v, computed in place
+        kernel = features @ scaled_vectors_t
+        kernel -= gamma * np.einsum("ij,ij->i", features, features)[:, None]
+        kernel -= gamma_norms
+        np.minimum(kernel, 0.0, out=kernel)
+        np.exp(kernel, out=kernel)
         decision = kernel @ coefficients + intercept
         positive = expit(-(a * decision + b))
         return np.column_stack([1.0 - positive, positive])
@@ -215,7 +219,7 @@ def _compile_logistic(classifier: LogisticRegression) -> Transform:
     return classify
 
 
-FOREST_MAX_ROWS = 64  # beyond this, scikit-learn's tree loops beat evaluating every node up front
+FOREST_CELLS = 1 << 21  # rows x nodes compared at once; bounds the memory of a large batch
 
 
 def _compile_forest(forest: RandomForestClassifier) -> Transform:
@@ -253,14 +257,21 @@ def _compile_forest(forest: RandomForestClassifier) -> Transform:
     start = np.array(roots)
     n_trees = len(roots)
 
-    def classify(rows: np.ndarray) -> np.ndarray:
-        x = rows.astype(np.float32).astype(np.float64)  # scikit-learn's trees compare float32 inputs
+    chunk = max(1, FOREST_CELLS // len(feature_of))
+
+    def walk(x: np.ndarray) -> np.ndarray:
         goes_left = (x[:, feature_of] <= threshold_of).view(np.int8)  # (rows, every node)
         node = np.broadcast_to(start, (len(x), n_trees)).copy()
         row_index = np.arange(len(x))[:, None]
         for _ in range(depth):
             node = child_of[2 * node + goes_left[row_index, node]]
         return value_of[node].sum(axis=1) / n_trees
+
+    def classify(rows: np.ndarray) -> np.ndarray:
+        x = rows.astype(np.float32).astype(np.float64)  # scikit-learn's trees compare float32 inputs
+        if len(x) <= chunk:
+            return walk(x)
+        return np.concatenate([walk(x[i:i + chunk]) for i in range(0, len(x), chunk)])
 
     return classify
 
