@@ -6,13 +6,14 @@ MODELS_DIR    ?= models
 DEFAULT_MODEL ?= pima-diabetes
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: install install-dev train run test clean help
+.PHONY: install install-dev train run test bench clean help
 .DEFAULT_GOAL := help
 
 help:
 	@echo "make run    set up, train the default model if none exists, serve it with gunicorn on :8000"
 	@echo "make test   set up and run every test"
 	@echo "make train  train the default model again (a new version)"
+	@echo "make bench  benchmark the service with wrk (writes bench/RESULTS.md)"
 	@echo "make install / install-dev   create .venv with the runtime / test dependencies"
 
 $(BIN)/python:
@@ -42,3 +43,6 @@ test: install-dev
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+bench: install-dev
+	$(BIN)/python bench/run.py

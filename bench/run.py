@@ -1,0 +1,292 @@
+#!/usr/bin/env python3
+"""The benchmark: the real service under gunicorn on 127.0.0.1, driven by wrk, in one run.
+
+Absolute numbers drift on shared machines, so every figure is also given as a ratio to
+GET /health measured in the same run. Writes bench/RESULTS.md (and prints it).
+
+    make bench                      # or: .venv/bin/python bench/run.py --seconds 10
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+CACHE = ROOT / "build" / "bench-models"
+
+
+@dataclass
+class Result:
+    name: str
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    rows_per_request: int = 1
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.requests_per_second * self.rows_per_request
+
+
+# ---- setup ------------------------------------------------------------------------------------
+def ensure_wrk() -> str:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    print("installing wrk (Debian package)...", file=sys.stderr)
+    subprocess.run(["apt-get", "update", "-q"], check=True, capture_output=True)
+    subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=True, capture_output=True)
+    return shutil.which("wrk")
+
+
+def ensure_models() -> Path:
+    """The default SVM and a 100-tree forest, trained once into build/bench-models."""
+    for name, extra in (("pima-diabetes", []), ("pima-rf", ["--estimator", "rf", "--name", "pima-rf"])):
+        if not list((CACHE / name).glob("*/metadata.json")):
+            print(f"training {name} for the benchmark...", file=sys.stderr)
+            subprocess.run([str(BIN / "python"), "train.py", "--quiet", "--models-dir", str(CACHE), *extra],
+                           cwd=ROOT, check=True)
+    return CACHE
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Server:
+    """gunicorn on a free loopback port; stopped by PID."""
+
+    def __init__(self, target: str, workers: int, **env: str):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = tempfile.NamedTemporaryFile(prefix="bench-gunicorn-", suffix=".log", delete=False)
+        environment = {**os.environ, "HOST": "127.0.0.1", "PORT": str(self.port), "WORKERS": str(workers), **env}
+        self.started = time.monotonic()
+        self.process = subprocess.Popen(
+            [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "--access-logfile", "/dev/null", target],
+            cwd=ROOT, env=environment, stdout=self.log, stderr=subprocess.STDOUT,
+        )
+        self.ready_seconds = self._wait("/ready" if target == "wsgi:app" else "/health")
+
+    def _wait(self, path: str, seconds: float = 60) -> float:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited: {Path(self.log.name).read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(self.url + path, timeout=1) as answer:
+                    if answer.status == 200:
+                        return time.monotonic() - self.started
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"not ready after {seconds} s")
+
+    def workers(self) -> list[int]:
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
+        return [int(pid) for pid in children]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        os.unlink(self.log.name)
+
+    def __enter__(self) -> "Server":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+# ---- measuring --------------------------------------------------------------------------------
+def duration_ms(text: str) -> float:
+    value, unit = re.match(r"([\d.]+)(us|ms|s|m)", text).groups()
+    return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}[unit]
+
+
+def run_wrk(wrk: str, name: str, url: str, seconds: int, connections: int, body: Path | None = None,
+            content_type: str = "application/json", rows: int = 1) -> Result:
+    command = [wrk, "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s"]
+    env = dict(os.environ)
+    if body is not None:
+        command += ["-s", str(ROOT / "bench" / "wrk_body.lua")]
+        env.update(BODY_FILE=str(body), CONTENT_TYPE=content_type)
+    output = subprocess.run(command + [url], capture_output=True, text=True, env=env, timeout=seconds + 60).stdout
+    errors = 0
+    if match := re.search(r"Non-2xx or 3xx responses: (\d+)", output):
+        errors += int(match.group(1))
+    if match := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output):
+        errors += sum(map(int, match.groups()))
+    return Result(
+        name=name,
+        requests_per_second=float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
+        p50_ms=duration_ms(re.search(r"\s50%\s+(\S+)", output).group(1)),
+        p99_ms=duration_ms(re.search(r"\s99%\s+(\S+)", output).group(1)),
+        errors=errors,
+        rows_per_request=rows,
+    )
+
+
+def pss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1])
+    return 0
+
+
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def memory(models: Path, body: Path, workers: int) -> dict:
+    """Total PSS of master + workers after every worker has served predictions."""
+    with Server("wsgi:app", workers, MODELS_DIR=str(models)) as server:
+        data = body.read_bytes()
+        for _ in range(workers * 50):
+            request = urllib.request.Request(server.url + "/predict", data=data, headers={"Content-Type": "application/json"})
+            urllib.request.urlopen(request, timeout=10).read()
+        pids = [server.process.pid, *server.workers()]
+        return {
+            "workers": workers,
+            "total_pss_mb": sum(pss_kb(p) for p in pids) / 1024,
+            "worker_rss_mb": [rss_kb(p) / 1024 for p in server.workers()],
+            "worker_pss_mb": [pss_kb(p) / 1024 for p in server.workers()],
+            "ready_seconds": server.ready_seconds,
+        }
+
+
+# ---- bodies -----------------------------------------------------------------------------------
+def write_bodies(folder: Path) -> dict[str, Path]:
+    test = pd.read_csv(ROOT / "data" / "test.csv").drop(columns="Outcome")
+    records = test.to_dict(orient="records")
+    many = (records * (10_000 // len(records) + 1))[:10_000]
+    bodies = {"single": records[0], "batch100": records[:100], "batch10k": many}
+    paths = {}
+    for name, payload in bodies.items():
+        paths[name] = folder / f"{name}.json"
+        paths[name].write_text(json.dumps(payload))
+    query = "&".join(f"{k}={v}" for k, v in records[0].items())
+    paths["query"] = query
+    return paths
+
+
+# ---- report -----------------------------------------------------------------------------------
+def report(results: list[Result], memories: list[dict], seconds: int, connections: int) -> str:
+    health = next(r for r in results if r.name == "service SVM: GET /health")
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} cores "
+        f"({platform.processor() or platform.machine()}), Python {platform.python_version()}, "
+        f"gunicorn with 2 sync workers on 127.0.0.1, wrk with 2 threads, {connections} connections, "
+        f"{seconds} s per line, all in one run. Ratios are to `GET /health` of the service in the same run.",
+        "",
+        "| scenario | requests/s | x /health | rows/s | p50 ms | p99 ms | errors |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in results:
+        lines.append(f"| {r.name} | {r.requests_per_second:,.0f} | {r.requests_per_second / health.requests_per_second:.2f} | "
+                     f"{r.rows_per_second:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | {r.errors} |")
+    by_name = {r.name: r for r in results}
+    svm = by_name["service SVM: POST /predict, 1 row"]
+    rf = by_name["service RF: POST /predict, 1 row"]
+    base_svm = by_name["tutorial baseline SVM: POST /predict, 1 row"]
+    base_rf = by_name["tutorial baseline RF: POST /predict, 1 row"]
+    big = by_name["service SVM: POST /predict, 10,000 rows"]
+    one, three = memories
+    per_worker = (three["total_pss_mb"] - one["total_pss_mb"]) / 2
+    lines += [
+        "",
+        "## Against the targets",
+        "",
+        "| target | measured | met |",
+        "| --- | --- | --- |",
+        _target("single-row POST /predict, SVM, >= 0.8x /health", f"{svm.requests_per_second / health.requests_per_second:.2f}x",
+                svm.requests_per_second >= 0.8 * health.requests_per_second),
+        _target("single-row POST /predict, RF, >= 0.8x /health", f"{rf.requests_per_second / health.requests_per_second:.2f}x",
+                rf.requests_per_second >= 0.8 * health.requests_per_second),
+        _target("single-row p99 < 20 ms (SVM, RF)", f"{svm.p99_ms:.1f} ms, {rf.p99_ms:.1f} ms", svm.p99_ms < 20 and rf.p99_ms < 20),
+        _target("10,000-row batch >= 200,000 rows/s", f"{big.rows_per_second:,.0f} rows/s", big.rows_per_second >= 200_000),
+        _target(">= 3x the tutorial baseline (SVM; RF)",
+                f"{svm.requests_per_second / base_svm.requests_per_second:.1f}x; {rf.requests_per_second / base_rf.requests_per_second:.1f}x",
+                svm.requests_per_second >= 3 * base_svm.requests_per_second and rf.requests_per_second >= 3 * base_rf.requests_per_second),
+        _target("each extra worker <= 30 MB PSS", f"{per_worker:.1f} MB (1 worker: {one['total_pss_mb']:.0f} MB in all, "
+                f"3 workers: {three['total_pss_mb']:.0f} MB)", per_worker <= 30),
+        _target("ready in < 3 s", f"{one['ready_seconds']:.2f} s (1 worker), {three['ready_seconds']:.2f} s (3 workers)",
+                max(one["ready_seconds"], three["ready_seconds"]) < 3),
+        "",
+        f"Worker RSS with 3 workers: {', '.join(f'{m:.0f}' for m in three['worker_rss_mb'])} MB; "
+        f"PSS: {', '.join(f'{m:.0f}' for m in three['worker_pss_mb'])} MB (the models load in the master before fork).",
+        "",
+        "Errors count non-2xx responses and socket errors. Reproduce with `make bench` "
+        "(`BENCH_SECONDS` sets the seconds per line).",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _target(name: str, measured: str, met: bool) -> str:
+    return f"| {name} | {measured} | {'yes' if met else '**no**'} |"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=int(os.environ.get("BENCH_SECONDS", "10")))
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "RESULTS.md")
+    arguments = parser.parse_args()
+    wrk = ensure_wrk()
+    models = ensure_models()
+    seconds, connections = arguments.seconds, arguments.connections
+    results: list[Result] = []
+    with tempfile.TemporaryDirectory() as folder:
+        bodies = write_bodies(Path(folder))
+        for label, model in (("SVM", "pima-diabetes"), ("RF", "pima-rf")):
+            with Server("wsgi:app", 2, MODELS_DIR=str(models), DEFAULT_MODEL=model) as server:
+                results.append(run_wrk(wrk, f"service {label}: GET /health", server.url + "/health", seconds, connections))
+                results.append(run_wrk(wrk, f"service {label}: POST /predict, 1 row", server.url + "/predict",
+                                       seconds, connections, bodies["single"]))
+                results.append(run_wrk(wrk, f"service {label}: GET /predict?query", f"{server.url}/predict?{bodies['query']}",
+                                       seconds, connections))
+                results.append(run_wrk(wrk, f"service {label}: POST /predict, 100 rows", server.url + "/predict",
+                                       seconds, connections, bodies["batch100"], rows=100))
+                results.append(run_wrk(wrk, f"service {label}: POST /predict, 10,000 rows", server.url + "/predict",
+                                       seconds, 4, bodies["batch10k"], rows=10_000))
+            model_file = next((models / model).glob("*/model.joblib"))
+            with Server("bench.baseline_app:app", 2, MODEL_FILE=str(model_file)) as baseline:
+                results.append(run_wrk(wrk, f"tutorial baseline {label}: POST /predict, 1 row", baseline.url + "/predict",
+                                       seconds, connections, bodies["single"]))
+        memories = [memory(models, bodies["single"], workers) for workers in (1, 3)]
+    text = report(results, memories, seconds, connections)
+    arguments.output.write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
