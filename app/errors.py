@@ -85,8 +85,9 @@ def handle_http_exception(error: HTTPException) -> Response:
         allowed = ", ".join(sorted(error.valid_methods))
         detail = f"this path accepts {allowed}"
         headers["Allow"] = allowed
+    name = error.name or "Error"
     slug, title = {413: ("payload-too-large", "Payload too large")}.get(
-        status, ((error.name or "error").lower().replace(" ", "-"), error.name or "Error"))
+        status, (name.lower().replace(" ", "-"), name[0] + name[1:].lower()))
     return problem(status, slug, title, detail, headers=headers)
 
 

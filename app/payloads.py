@@ -43,7 +43,12 @@ def parse_json(body: bytes) -> Any:
 
 
 def decode_json(payload: Any, schema: Schema, max_rows: int) -> Decoded:
-    if isinstance(payload, dict) and len(payload) == 1 and next(iter(payload)) in ENVELOPES:
+    envelopes = sorted(payload.keys() & set(ENVELOPES)) if isinstance(payload, dict) else []
+    if envelopes and not payload.keys() & set(schema.names):
+        if len(payload) > 1:
+            extra = sorted(set(payload) - {envelopes[0]}, key=str)
+            raise InvalidRows([Problem(None, str(key), f"unknown key beside {envelopes[0]!r}; send the envelope alone")
+                               for key in extra])
         (envelope, content), = payload.items()
         if envelope == "dataframe_split":
             return _decode_split(content, schema, max_rows)

@@ -181,6 +181,7 @@ BAD_INPUTS = [
     ("null-body", post_json(None), 422, (None, "got null")),
     ("empty-list", post_json([]), 422, (None, "no rows to predict")),
     ("list-of-numbers", post_json([1, 2]), 422, (None, "expected an object of field values")),
+    ("envelope-with-extra-key", post_json({"instances": [RECORD], "extra": 1}), 422, ("extra", "unknown key beside 'instances'")),
     ("instances-not-a-list", post_json({"instances": RECORD}), 422, ("instances", "expected an array of records")),
     ("split-missing-data", post_json({"dataframe_split": {"columns": COLUMNS}}), 422, ("dataframe_split.data", "expected an array")),
     ("split-not-an-object", post_json({"dataframe_split": [1]}), 422, ("dataframe_split", "expected an object")),
