@@ -1,6 +1,12 @@
 """gunicorn settings, all from the environment (see the README's configuration table)."""
 import os
 
+# One compute thread per worker: with one worker per core, BLAS thread pools only contend. Set
+# here, before the app (and NumPy) is imported, rather than in a post_fork hook: slow work in a
+# freshly forked worker widens gunicorn's window where a TERM sent during boot is lost.
+for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")
+
 
 def _int(name: str, default: int) -> int:
     value = os.environ.get(name, "")
@@ -37,8 +43,12 @@ def pre_fork(server, worker):
     gc.freeze()
 
 
-def post_fork(server, worker):
-    """One compute thread per worker: with one worker per core, BLAS thread pools only contend."""
-    from threadpoolctl import threadpool_limits
 
-    threadpool_limits(1)
+def post_fork(server, worker):
+    """Until the worker installs its own handlers, a TERM it receives would go to the handler
+    inherited from the master and be lost, and shutdown would wait out the graceful timeout.
+    Default handling in that window ends a booting worker at once, which is what TERM asks."""
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

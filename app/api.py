@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 from flask import Blueprint, Response, current_app, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from . import inference, payloads
 from .errors import InvalidInput, MalformedRequest, UnsupportedMediaType
@@ -28,6 +29,8 @@ def registry() -> Registry:
 
 # ---- check ------------------------------------------------------------------------------------
 def choose_model(arguments) -> LoadedModel:
+    if not request.query_string:  # the common case: skip parsing an empty query string
+        return registry().get()
     version_text = arguments.get("version")
     version = None
     if version_text is not None:
@@ -49,9 +52,24 @@ def body_kind() -> str:
 
 
 # ---- decode -----------------------------------------------------------------------------------
+def read_body() -> bytes:
+    """The request body, read straight from the WSGI input when its length is declared.
+
+    Werkzeug's stream wrappers cost more than the prediction itself for a small body; the
+    size limit (MAX_CONTENT_LENGTH) is enforced here the same way, with a 413.
+    """
+    length = request.content_length
+    stream = request.environ.get("wsgi.input")
+    if length is None or stream is None or request.environ.get("wsgi.input_terminated"):
+        return request.get_data(cache=False)
+    if length > current_app.config["MAX_CONTENT_LENGTH"]:
+        raise RequestEntityTooLarge()
+    return stream.read(length)
+
+
 def decode_body(model: LoadedModel) -> Decoded:
     kind = body_kind()
-    body = request.get_data(cache=False)
+    body = read_body()
     max_rows = current_app.config["MAX_BATCH_ROWS"]
     with invalid_rows_as_422():
         if kind == "csv":

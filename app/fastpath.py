@@ -97,10 +97,15 @@ def _compile_numbers(step, indices: np.ndarray) -> Transform:
         else:
             raise Unsupported(f"numeric step {type(transformer).__name__}")
 
+    contiguous = bool(np.array_equal(indices, np.arange(indices[0], indices[0] + len(indices))))
+    columns = slice(int(indices[0]), int(indices[0]) + len(indices)) if contiguous else indices
+
     def transform(matrix: np.ndarray) -> np.ndarray:
-        values = matrix[:, indices]
+        values = matrix[:, columns]
         if fill is not None:
-            values = np.where(np.isnan(values), fill, values)
+            gaps = np.isnan(values)
+            if gaps.any():
+                values = np.where(gaps, fill, values)
         if mean is not None:
             values = (values - mean) / scale
         return values
@@ -259,6 +264,13 @@ def _compile_forest(forest: RandomForestClassifier) -> Transform:
 
     chunk = max(1, FOREST_CELLS // len(feature_of))
 
+    def walk_one(x: np.ndarray) -> np.ndarray:
+        goes_left = (x[feature_of] <= threshold_of).view(np.int8)
+        node = start
+        for _ in range(depth):
+            node = child_of[2 * node + goes_left[node]]
+        return (value_of[node].sum(axis=0) / n_trees)[None, :]
+
     def walk(x: np.ndarray) -> np.ndarray:
         goes_left = (x[:, feature_of] <= threshold_of).view(np.int8)  # (rows, every node)
         node = np.broadcast_to(start, (len(x), n_trees)).copy()
@@ -269,6 +281,8 @@ def _compile_forest(forest: RandomForestClassifier) -> Transform:
 
     def classify(rows: np.ndarray) -> np.ndarray:
         x = rows.astype(np.float32).astype(np.float64)  # scikit-learn's trees compare float32 inputs
+        if len(x) == 1:
+            return walk_one(x[0])
         if len(x) <= chunk:
             return walk(x)
         return np.concatenate([walk(x[i:i + chunk]) for i in range(0, len(x), chunk)])

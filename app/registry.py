@@ -42,6 +42,7 @@ class Registry:
         self.fast = fast
         self.models: dict[str, dict[int, LoadedModel]] = {}
         self.failures: dict[str, dict[int, str]] = {}
+        self._resolved: dict[tuple[str | None, int | None], LoadedModel] = {}  # get() on the hot path
 
     @classmethod
     def load(cls, models_dir: Path | str, default_name: str, pinned_version: int | None = None,
@@ -90,6 +91,12 @@ class Registry:
         return versions[-1] if versions else None
 
     def get(self, name: str | None = None, version: int | None = None) -> LoadedModel:
+        found = self._resolved.get((name, version))
+        if found is None:
+            found = self._resolved[(name, version)] = self._resolve(name, version)
+        return found
+
+    def _resolve(self, name: str | None, version: int | None) -> LoadedModel:
         name = name or self.default_name
         if not self._versions(name):
             known = ", ".join(self.names()) or "none"

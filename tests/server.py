@@ -34,16 +34,20 @@ def start(models_dir: Path, log: Path, **settings: str) -> tuple[subprocess.Pope
     return process, f"http://127.0.0.1:{port}"
 
 
-def wait_until_healthy(process: subprocess.Popen, url: str, log: Path, seconds: float = 30) -> None:
+def wait_until_healthy(process: subprocess.Popen, url: str, log: Path, seconds: float = 30, workers: int = 2) -> None:
+    """Healthy, and every worker booted: a TERM that reaches a worker in the first instants after
+    its fork (before gunicorn installs its handlers) is lost, and shutdown then waits 30 s."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"gunicorn exited with {process.returncode}:\n{log.read_text()}")
         try:
-            if requests.get(f"{url}/health", timeout=1).status_code == 200:
-                return
+            healthy = requests.get(f"{url}/health", timeout=1).status_code == 200
         except requests.ConnectionError:
-            pass
+            healthy = False
+        if healthy and log.read_text(errors="replace").count("Booting worker") >= workers:
+            time.sleep(0.2)
+            return
         time.sleep(0.1)
     raise RuntimeError(f"gunicorn not healthy after {seconds} s:\n{log.read_text()}")
 
