@@ -5,6 +5,7 @@ pick the model (registry), decode the payload against its schema, predict, encod
 """
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -21,6 +22,7 @@ bp = Blueprint("api", __name__)
 JSON_TYPES = ("application/json",)
 CSV_TYPES = ("text/csv", "application/csv")
 SELECTORS = ("model", "version")
+VERSION = re.compile(r"[1-9][0-9]{0,8}")  # ASCII digits only: str.isdigit() also accepts '²' and '١'
 
 
 def registry() -> Registry:
@@ -34,8 +36,8 @@ def choose_model(arguments) -> LoadedModel:
     version_text = arguments.get("version")
     version = None
     if version_text is not None:
-        if not version_text.isdigit() or int(version_text) < 1:
-            raise MalformedRequest(f"version must be a positive whole number, got {version_text!r}")
+        if not VERSION.fullmatch(version_text):
+            raise MalformedRequest(f"version must be a positive whole number, got {version_text[:20]!r}")
         version = int(version_text)
     name = arguments.get("model") or None
     return registry().get(name, version)
@@ -109,7 +111,7 @@ class invalid_rows_as_422:
 # ---- encode -----------------------------------------------------------------------------------
 def json_response(body: Any, model: LoadedModel) -> Response:
     # orjson: several times faster than the standard library on large batches, same JSON.
-    response = current_app.response_class(orjson.dumps(body), mimetype="application/json")
+    response = current_app.response_class(orjson.dumps(body) + b"\n", mimetype="application/json")
     response.headers["X-Model-Version"] = model.tag
     return response
 

@@ -8,6 +8,7 @@ made it, so a model is never silently run under a different scikit-learn.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import platform
@@ -27,6 +28,7 @@ FORMAT_VERSION = 1
 MODEL_FILE = "model.joblib"
 METADATA_FILE = "metadata.json"
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+VERSION_PATTERN = re.compile(r"^[1-9][0-9]{0,8}$")
 
 
 class ArtifactError(Exception):
@@ -94,7 +96,7 @@ def list_versions(models_dir: Path | str, name: str) -> list[int]:
     folder = Path(models_dir) / name
     if not folder.is_dir():
         return []
-    return sorted(int(p.name) for p in folder.iterdir() if p.is_dir() and p.name.isdigit())
+    return sorted(int(p.name) for p in folder.iterdir() if p.is_dir() and VERSION_PATTERN.match(p.name))
 
 
 def save(models_dir: Path | str, name: str, model: Any, metadata: dict[str, Any]) -> Artifact:
@@ -159,9 +161,10 @@ def read_metadata(path: Path | str) -> dict[str, Any]:
             f"{meta_path} has artifact format {metadata.get('format_version')!r}, this service reads "
             f"format {FORMAT_VERSION}; retrain with: python train.py"
         )
-    missing = [key for key in ("name", "version", "model_sha256", "versions", "schema", "classes") if key not in metadata]
-    if missing:
-        raise ArtifactCorrupt(f"{meta_path} lacks {', '.join(missing)}; retrain with: python train.py")
+    expected = {"name": str, "version": int, "model_sha256": str, "versions": dict, "schema": dict, "classes": list}
+    wrong = [key for key, kind in expected.items() if not isinstance(metadata.get(key), kind)]
+    if wrong:
+        raise ArtifactCorrupt(f"{meta_path} lacks {', '.join(wrong)} (or has the wrong type); retrain with: python train.py")
     return metadata
 
 
@@ -182,7 +185,8 @@ def load(path: Path | str) -> Artifact:
     model_path = folder / metadata.get("model_file", MODEL_FILE)
     if not model_path.is_file():
         raise ArtifactNotFound(f"{model_path} is missing; retrain with: python train.py")
-    actual = sha256_file(model_path)
+    data = model_path.read_bytes()  # hash and unpickle the same bytes: no swap in between
+    actual = hashlib.sha256(data).hexdigest()
     if actual != metadata["model_sha256"]:
         raise ArtifactCorrupt(
             f"{model_path} has sha256 {actual[:12]}..., but its metadata expects "
@@ -190,9 +194,12 @@ def load(path: Path | str) -> Artifact:
             "restore it or retrain with: python train.py"
         )
     try:
-        model = joblib.load(model_path)
+        model = joblib.load(io.BytesIO(data))
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means the same thing here
         raise ArtifactCorrupt(f"{model_path} could not be unpickled ({type(exc).__name__}: {exc})") from exc
+    classes = [c.item() if hasattr(c, "item") else c for c in getattr(model, "classes_", [])]
+    if classes != metadata["classes"]:
+        raise ArtifactCorrupt(f"{folder}: metadata lists classes {metadata['classes']}, the model has {classes}")
     return Artifact(
         name=metadata["name"], version=int(metadata["version"]), path=folder, metadata=metadata, model=model
     )

@@ -31,10 +31,6 @@ class MalformedRequest(ApiError):
     status, slug, title = 400, "malformed-request", "Malformed request"
 
 
-class ResourceNotFound(ApiError):
-    status, slug, title = 404, "not-found", "Not found"
-
-
 class ModelNotFound(ApiError):
     status, slug, title = 404, "model-not-found", "Model not found"
 

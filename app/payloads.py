@@ -40,6 +40,8 @@ def parse_json(body: bytes) -> Any:
         raise MalformedRequest(f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except RecursionError:
         raise MalformedRequest("the body is not valid JSON: nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer literal longer than Python will convert
+        raise MalformedRequest(f"the body is not valid JSON: {str(exc)[:120]}") from None
 
 
 def decode_json(payload: Any, schema: Schema, max_rows: int) -> Decoded:

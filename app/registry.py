@@ -34,6 +34,14 @@ class LoadedModel:
         return f"{self.name}/{self.version}"
 
 
+def check_features(model: Any, schema: Schema) -> None:
+    """The schema must name exactly the columns the Pipeline was fitted on."""
+    fitted = getattr(model, "feature_names_in_", None)
+    if fitted is not None and sorted(map(str, fitted)) != sorted(schema.names):
+        raise artifacts.ArtifactCorrupt(
+            f"the schema's fields ({', '.join(schema.names)}) differ from the model's ({', '.join(map(str, fitted))})")
+
+
 class Registry:
     def __init__(self, models_dir: Path, default_name: str, pinned_version: int | None = None, fast: bool = True):
         self.models_dir = Path(models_dir)
@@ -57,9 +65,12 @@ class Registry:
         try:
             artifact = artifacts.load(self.models_dir / name / str(version))
             schema = Schema.from_dict(artifact.metadata["schema"])
+            check_features(artifact.model, schema)
         except artifacts.ArtifactError as exc:
-            self.failures.setdefault(name, {})[version] = str(exc)
-            log.error("model %s/%s not loaded: %s", name, version, exc)
+            self._fail(name, version, str(exc))
+            return
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:  # metadata of the wrong shape
+            self._fail(name, version, f"its metadata is not usable ({type(exc).__name__}: {exc}); retrain it")
             return
         compiled, backend = self._compile(artifact.model, schema) if self.fast else (None, "scikit-learn (FAST_PATH off)")
         self.models.setdefault(name, {})[version] = LoadedModel(
@@ -67,6 +78,10 @@ class Registry:
             classes=list(artifact.metadata["classes"]), metadata=artifact.metadata, fast=compiled, backend=backend,
         )
         log.info("model %s/%s loaded from %s, served by %s", name, version, artifact.path, backend)
+
+    def _fail(self, name: str, version: int, reason: str) -> None:
+        self.failures.setdefault(name, {})[version] = reason
+        log.error("model %s/%s not loaded: %s", name, version, reason)
 
     @staticmethod
     def _compile(model: Any, schema: Schema) -> tuple[fastpath.CompiledPipeline | None, str]:

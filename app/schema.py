@@ -9,6 +9,7 @@ model has seen. Column order always comes from the schema, never from the client
 from __future__ import annotations
 
 import math
+import re
 from itertools import chain
 from operator import itemgetter
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ MAX_LISTED = 12  # categories or field names quoted in one message
 # Finite is not enough: scaling a value near the float64 limit overflows to infinity inside the
 # Pipeline. No measurement a model is trained on comes near this bound.
 MAX_MAGNITUDE = 1e15
+NUMBER_TEXT = re.compile(r"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|nan|inf|infinity)", re.IGNORECASE)
 SMALL_BATCH = 16  # rows the bulk decoder checks in plain Python rather than NumPy
 
 
@@ -373,10 +375,10 @@ def _decode_number(feature: Feature, value: Any, text: bool):
     if isinstance(value, str):
         if not text:
             return None, f"expected a number, got the string {_quote(value)}", None
-        try:
-            number = float(value.strip())
-        except ValueError:
+        text_value = value.strip()
+        if not NUMBER_TEXT.fullmatch(text_value):  # float() alone also takes '1_2' and non-ASCII digits
             return None, f"expected a number, got {_quote(value)}", None
+        number = float(text_value)
     elif isinstance(value, (int, float)):
         try:
             number = float(value)

@@ -212,6 +212,10 @@ BAD_INPUTS = [
     ("unknown-model", {**post_json(RECORD), "path": "/predict?model=nope"}, 404, (None, "no model named 'nope'")),
     ("unknown-version", {**post_json(RECORD), "path": "/predict?version=99"}, 404, (None, "has no version 99; its versions are: 1")),
     ("bad-version", {**post_json(RECORD), "path": "/predict?version=latest"}, 400, (None, "version must be a positive whole number")),
+    ("superscript-version", {**post_json(RECORD), "path": "/predict?version=%C2%B2"}, 400, (None, "positive whole number")),
+    ("huge-version", {**post_json(RECORD), "path": "/predict?version=" + "9" * 5000}, 400, (None, "positive whole number")),
+    ("integer-too-long-to-convert", post_raw(json.dumps(RECORD).replace("148", "9" * 5000)), 400, (None, "not valid JSON")),
+    ("query-underscore-number", get(f"/predict?{QUERY.replace('Glucose=148', 'Glucose=1_4_8')}"), 422, ("Glucose", "expected a number")),
     ("zero-version", {**post_json(RECORD), "path": "/predict?version=0"}, 400, (None, "positive whole number")),
     ("unknown-model-metadata", get("/models/nope"), 404, (None, "no model named 'nope'")),
     ("unknown-path", get("/predictions"), 404, (None, "no such path")),
@@ -307,3 +311,21 @@ def test_bad_settings_stop_startup_with_a_clear_message(monkeypatch, models_dir,
     monkeypatch.setenv(name, value)
     with pytest.raises(StartupError, match=f"{name} .*{words}"):
         create_app({"MODELS_DIR": str(models_dir)})
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"versions": "x"}, "wrong type"),
+    ({"classes": [1, 0]}, "the model has [0, 1]"),
+    ({"schema": {"features": [{"name": "Glucose"}]}}, "not usable"),
+])
+def test_a_model_with_inconsistent_metadata_is_refused_and_the_others_still_serve(tmp_path, models_dir, change, words):
+    import shutil
+
+    shutil.copytree(models_dir / "pima-diabetes", tmp_path / "pima-diabetes")
+    shutil.copytree(models_dir / "pima-diabetes" / "1", tmp_path / "other" / "1")
+    path = tmp_path / "other" / "1" / "metadata.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), **change}))
+    client = create_app({"MODELS_DIR": str(tmp_path)}).test_client()
+    assert client.post("/predict", json=RECORD).status_code == 200
+    refused = client.post("/predict?model=other", json=RECORD)
+    assert refused.status_code == 503 and words in refused.json["detail"]

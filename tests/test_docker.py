@@ -15,7 +15,6 @@ import hashlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -27,7 +26,7 @@ from typing import Iterator
 import pytest
 import requests
 
-from tests.server import free_port
+from tests.server import free_port, stop
 from tests.tools import apt_install
 
 pytestmark = pytest.mark.integration
@@ -88,16 +87,6 @@ def tail(path: Path, lines: int = 25) -> str:
         return f"(no log: {exc})"
 
 
-def stop_process(process: subprocess.Popen, seconds: float = 30) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=seconds)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-
-
 @pytest.fixture(scope="module")
 def docker() -> Iterator[Docker]:
     """A Docker engine that answers: the machine's own, or a dockerd started (and later stopped) here."""
@@ -119,12 +108,12 @@ def docker() -> Iterator[Docker]:
         while not engine.answers():
             if process.poll() is not None or time.monotonic() > deadline:
                 why = f"exited with {process.returncode}" if process.poll() is not None else "did not answer in 30 s"
-                stop_process(process)
+                stop(process, seconds=30)
                 pytest.skip(f"no Docker engine can run here: dockerd {why}; the end of {log_path}:\n{tail(log_path)}")
             time.sleep(0.5)
         yield engine
     finally:
-        stop_process(process)
+        stop(process, seconds=30)
 
 
 @pytest.fixture(scope="module")
