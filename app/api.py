@@ -30,9 +30,11 @@ def registry() -> Registry:
 
 
 # ---- check ------------------------------------------------------------------------------------
-def choose_model(arguments) -> LoadedModel:
+def choose_model() -> LoadedModel:
+    """The model named by ?model= and ?version=, or the default."""
     if not request.query_string:  # the common case: skip parsing an empty query string
         return registry().get()
+    arguments = request.args
     version_text = arguments.get("version")
     version = None
     if version_text is not None:
@@ -137,20 +139,20 @@ def serve(model: LoadedModel, decoded: Decoded) -> Response:
 # ---- routes -----------------------------------------------------------------------------------
 @bp.post("/predict")
 def predict_post() -> Response:
-    model = choose_model(request.args)
+    model = choose_model()
     return serve(model, decode_body(model))
 
 
 @bp.get("/predict")
 def predict_get() -> Response:
-    model = choose_model(request.args)
+    model = choose_model()
     return serve(model, decode_query(model))
 
 
 @bp.post("/invocations")
 def invocations() -> Response:
     """MLflow's scoring protocol: same inputs as POST /predict, MLflow's response shape."""
-    model = choose_model(request.args)
+    model = choose_model()
     decoded = decode_body(model)
     return json_response({"predictions": inference.labels(model, inference.predict_proba(model, decoded))}, model)
 
@@ -186,12 +188,11 @@ def show_model_version(name: str, version: int) -> Response:
 
 
 def _summary(reg: Registry, name: str) -> dict[str, Any]:
-    loaded = reg.models.get(name, {})
     failed = reg.failures.get(name, {})
     return {
         "name": name,
         "default_version": reg.default_version(name),
-        "versions": sorted(set(loaded) | set(failed)),
+        "versions": reg.versions(name),
         "unavailable": {str(v): reason for v, reason in sorted(failed.items())},
         "url": f"/models/{name}",
     }

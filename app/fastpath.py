@@ -27,7 +27,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.svm import SVC
 
-from .schema import CATEGORY, Schema
+from .schema import CATEGORY, Decoded, Schema
 
 Transform = Callable[[np.ndarray], np.ndarray]
 
@@ -41,7 +41,6 @@ class CompiledPipeline:
     transform: Transform  # decoded matrix -> the classifier's input
     classify: Transform  # classifier input -> class probabilities
     kind: str
-    max_rows: int | None = None  # larger batches are faster in scikit-learn's own compiled loops
 
     def predict_proba(self, matrix: np.ndarray) -> np.ndarray:
         return self.classify(self.transform(matrix))
@@ -52,8 +51,8 @@ def compile_pipeline(pipeline, schema: Schema) -> CompiledPipeline:
         raise Unsupported("expected Pipeline([preprocess, classifier])")
     preprocess, classifier = pipeline.steps[0][1], pipeline.steps[1][1]
     transform = _compile_preprocess(preprocess, schema)
-    classify, kind, max_rows = _compile_classifier(classifier)
-    return CompiledPipeline(transform=transform, classify=classify, kind=kind, max_rows=max_rows)
+    classify, kind = _compile_classifier(classifier)
+    return CompiledPipeline(transform=transform, classify=classify, kind=kind)
 
 
 # ---- preprocessing ----------------------------------------------------------------------------
@@ -160,13 +159,13 @@ def _nan_marker(value) -> bool:
 
 
 # ---- classifiers ------------------------------------------------------------------------------
-def _compile_classifier(classifier) -> tuple[Transform, str, int | None]:
+def _compile_classifier(classifier) -> tuple[Transform, str]:
     if isinstance(classifier, CalibratedClassifierCV):
-        return _compile_calibrated_svm(classifier), "calibrated-svm", None
+        return _compile_calibrated_svm(classifier), "calibrated-svm"
     if isinstance(classifier, LogisticRegression):
-        return _compile_logistic(classifier), "logistic-regression", None
+        return _compile_logistic(classifier), "logistic-regression"
     if isinstance(classifier, RandomForestClassifier):
-        return _compile_forest(classifier), "random-forest", None
+        return _compile_forest(classifier), "random-forest"
     raise Unsupported(f"classifier {type(classifier).__name__}")
 
 
@@ -300,8 +299,6 @@ class Mismatch(Exception):
 
 def verify(compiled: CompiledPipeline, pipeline, schema: Schema, matrix: np.ndarray) -> float:
     """Compare with scikit-learn on ``matrix``; return the largest probability difference."""
-    from .schema import Decoded
-
     expected = np.asarray(pipeline.predict_proba(Decoded(matrix, [], schema).frame), dtype="float64")
     got = compiled.predict_proba(matrix)
     if got.shape != expected.shape:

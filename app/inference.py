@@ -1,7 +1,7 @@
 """Class probabilities for a decoded batch, by the fastest path that gives scikit-learn's answer.
 
 The compiled NumPy path (app/fastpath.py) serves a model when it compiled and matched
-scikit-learn at load time, and the batch is within its size limit; otherwise scikit-learn does.
+scikit-learn at load time; otherwise scikit-learn does.
 The label is the class with the highest probability, exactly as ``predict`` computes it for the
 calibrated SVM, the forest and logistic regression.
 """
@@ -14,9 +14,8 @@ from .schema import Decoded
 
 
 def predict_proba(model: LoadedModel, decoded: Decoded) -> np.ndarray:
-    fast = model.fast
-    if fast is not None and (fast.max_rows is None or len(decoded.matrix) <= fast.max_rows):
-        return fast.predict_proba(decoded.matrix)
+    if model.fast is not None:
+        return model.fast.predict_proba(decoded.matrix)
     return np.asarray(model.model.predict_proba(decoded.frame), dtype="float64")
 
 

@@ -96,13 +96,14 @@ class Registry:
             return None, f"scikit-learn (fast path disagreed: {exc})"
         return compiled, f"numpy ({compiled.kind})"
 
-    def _versions(self, name: str) -> list[int]:
+    def versions(self, name: str) -> list[int]:
+        """Every published version of ``name``, loaded or not."""
         return sorted(set(self.models.get(name, {})) | set(self.failures.get(name, {})))
 
     def default_version(self, name: str) -> int | None:
         if name == self.default_name and self.pinned_version is not None:
             return self.pinned_version
-        versions = self._versions(name)
+        versions = self.versions(name)
         return versions[-1] if versions else None
 
     def get(self, name: str | None = None, version: int | None = None) -> LoadedModel:
@@ -113,7 +114,7 @@ class Registry:
 
     def _resolve(self, name: str | None, version: int | None) -> LoadedModel:
         name = name or self.default_name
-        if not self._versions(name):
+        if not self.versions(name):
             known = ", ".join(self.names()) or "none"
             raise ModelNotFound(f"no model named {name!r}; loaded models: {known}")
         version = version if version is not None else self.default_version(name)
@@ -121,7 +122,7 @@ class Registry:
             return self.models[name][version]
         if version in self.failures.get(name, {}):
             raise ModelUnavailable(f"model {name}/{version} could not be loaded: {self.failures[name][version]}")
-        available = ", ".join(str(v) for v in self._versions(name))
+        available = ", ".join(str(v) for v in self.versions(name))
         raise ModelNotFound(f"model {name!r} has no version {version}; its versions are: {available}")
 
     def names(self) -> list[str]:
@@ -144,7 +145,7 @@ class Registry:
         return {
             "name": name,
             "default_version": self.default_version(name),
-            "versions": [self.describe_version(name, v) for v in self._versions(name)],
+            "versions": [self.describe_version(name, v) for v in self.versions(name)],
         }
 
     def describe_version(self, name: str, version: int) -> dict[str, Any]:
