@@ -4,9 +4,10 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 MODELS_DIR    ?= models
 DEFAULT_MODEL ?= pima-diabetes
+PIDFILE       ?= build/gunicorn.pid
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: install install-dev train run test bench clean help
+.PHONY: install install-dev train run test bench clean help reload pin rollback unpin
 .DEFAULT_GOAL := help
 
 help:
@@ -14,6 +15,9 @@ help:
 	@echo "make test   set up and run every test"
 	@echo "make train  train the default model again (a new version)"
 	@echo "make bench  benchmark the service with wrk (writes bench/RESULTS.md)"
+	@echo "make reload     load new model versions into the running server (HUP), dropping no request"
+	@echo "make rollback   serve the previous version of the default model (pin it, then reload)"
+	@echo "make pin VERSION=n / make unpin   pin the default model to a version / serve the newest again"
 	@echo "make install / install-dev   create .venv with the runtime / test dependencies"
 
 $(BIN)/python:
@@ -36,7 +40,27 @@ train: install
 
 run: install
 	@ls $(MODELS_DIR)/$(DEFAULT_MODEL)/*/metadata.json >/dev/null 2>&1 || $(MAKE) --no-print-directory train
-	MODELS_DIR=$(MODELS_DIR) DEFAULT_MODEL=$(DEFAULT_MODEL) $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
+	@mkdir -p $(dir $(PIDFILE))
+	MODELS_DIR=$(MODELS_DIR) DEFAULT_MODEL=$(DEFAULT_MODEL) PIDFILE=$(PIDFILE) $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
+
+# gunicorn reloads on HUP: the master loads the models again, starts new workers and lets the
+# old ones finish what they are answering.
+reload:
+	@test -s $(PIDFILE) || { echo "no server started by make run here ($(PIDFILE) is missing)"; exit 1; }
+	kill -HUP $$(cat $(PIDFILE))
+
+pin: install
+	@test -n "$(VERSION)" || { echo "usage: make pin VERSION=<n>"; exit 2; }
+	$(BIN)/python manage.py --models-dir $(MODELS_DIR) pin $(DEFAULT_MODEL) $(VERSION)
+	@$(MAKE) --no-print-directory reload
+
+rollback: install
+	$(BIN)/python manage.py --models-dir $(MODELS_DIR) rollback $(DEFAULT_MODEL)
+	@$(MAKE) --no-print-directory reload
+
+unpin: install
+	$(BIN)/python manage.py --models-dir $(MODELS_DIR) unpin $(DEFAULT_MODEL)
+	@$(MAKE) --no-print-directory reload
 
 test: install-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

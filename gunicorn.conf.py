@@ -7,6 +7,15 @@ import os
 for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, "1")
 
+# Prometheus multiprocess mode: each worker writes its metrics under this folder and /metrics adds
+# them up. It must be set before the app imports prometheus_client; a fresh folder per server
+# (unless one is given) so counts from an earlier run never leak in. Kept across HUP reloads.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    import tempfile
+
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="model-server-metrics-")
+    os.environ["MODEL_SERVER_OWNS_METRICS_DIR"] = "1"
+
 
 def _int(name: str, default: int) -> int:
     value = os.environ.get(name, "")
@@ -26,13 +35,52 @@ graceful_timeout = _int("GRACEFUL_TIMEOUT", 30)
 keepalive = _int("KEEPALIVE", 5)
 max_requests = _int("MAX_REQUESTS", 0)
 max_requests_jitter = _int("MAX_REQUESTS_JITTER", 0)
-accesslog = "-"
+# The app writes the access log itself (app/logs.py: text or JSON, with the request id, never
+# bodies or keys), so gunicorn's own is off.
+accesslog = None
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
-access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms rid=%({x-request-id}o)s'
+# `make reload` finds the master here; unset, no file is written (tests run several servers).
+pidfile = os.environ.get("PIDFILE") or None
+# Request line and header limits (gunicorn answers 400 beyond them, before the app sees anything).
+limit_request_line = _int("LIMIT_REQUEST_LINE", 4094)
+limit_request_fields = _int("LIMIT_REQUEST_FIELDS", 100)
+limit_request_field_size = _int("LIMIT_REQUEST_FIELD_SIZE", 8190)
 # gunicorn's runtime control socket lives at one fixed path per user, so two servers on a
 # machine would fight over it; reload and shutdown go through signals (HUP, TERM) instead.
 control_socket_disable = True
+
+
+def on_starting(server):
+    """Start the metrics from zero: remove what an earlier server left in a folder it was given."""
+    folder = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    os.makedirs(folder, exist_ok=True)
+    for name in os.listdir(folder):
+        if name.endswith(".db"):
+            os.remove(os.path.join(folder, name))
+
+
+def on_reload(server):
+    """HUP: load the models again in the master, before gunicorn forks the new workers, so they
+    serve the new versions while the old workers finish their requests. A set of models that
+    cannot serve the default model is refused and the old one keeps serving."""
+    from app import reload_models
+
+    reload_models(server.app.wsgi())
+
+
+def child_exit(server, worker):
+    """A worker's live gauges (model_info) go with it."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    if os.environ.get("MODEL_SERVER_OWNS_METRICS_DIR") == "1":
+        import shutil
+
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
 
 
 def pre_fork(server, worker):

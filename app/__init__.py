@@ -6,7 +6,7 @@ happens at import time.
 """
 from __future__ import annotations
 
-import re
+import logging
 import uuid
 from typing import Any, Mapping
 
@@ -17,7 +17,7 @@ from .errors import register_error_handlers
 from .logs import configure_logging
 from .registry import Registry
 
-REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+log = logging.getLogger("app")
 
 
 class StartupError(RuntimeError):
@@ -29,9 +29,12 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     configure(app, test_config)
     configure_logging(app)
     load_registry(app)
+    register_metrics(app)
     register_blueprints(app)
     register_error_handlers(app)
     register_request_hooks(app)
+    enable_cors(app)
+    install_gateway(app)
     return app
 
 
@@ -47,9 +50,13 @@ def configure(app: Flask, test_config: Mapping[str, Any] | None) -> None:
     app.json.compact = True
 
 
+def read_registry(app: Flask) -> Registry:
+    return Registry.load(app.config["MODELS_DIR"], app.config["DEFAULT_MODEL"], app.config["MODEL_VERSION"],
+                         fast=app.config["FAST_PATH"])
+
+
 def load_registry(app: Flask) -> None:
-    registry = Registry.load(app.config["MODELS_DIR"], app.config["DEFAULT_MODEL"], app.config["MODEL_VERSION"],
-                             fast=app.config["FAST_PATH"])
+    registry = read_registry(app)
     app.extensions["registry"] = registry
     reason = registry.problem()
     if reason is None:
@@ -61,25 +68,66 @@ def load_registry(app: Flask) -> None:
         app.logger.error("not ready: %s", reason)
 
 
+def reload_models(app: Flask) -> str | None:
+    """Load the models again (gunicorn's HUP, in the master before it forks new workers).
+
+    The new set replaces the old only if it can serve the default model; otherwise the old one
+    keeps serving and the reason is returned and logged, so a bad new version cannot take the
+    service down.
+    """
+    fresh = read_registry(app)
+    reason = fresh.problem()
+    current = app.extensions.get("registry")
+    if reason is not None and current is not None and current.problem() is None:
+        log.error("reload refused, still serving %s: %s", current.get().tag, reason)
+        return reason
+    app.extensions["registry"] = fresh
+    log.info("reloaded: serving %s by default", fresh.get().tag if reason is None else "nothing")
+    return reason
+
+
+def register_metrics(app: Flask) -> None:
+    if app.config["METRICS"]:
+        from .metrics import Metrics
+
+        app.extensions["metrics"] = Metrics()
+
+
 def register_blueprints(app: Flask) -> None:
-    from . import api, health, openapi, web
+    from . import api, health, metrics, openapi, web
 
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(web.bp)
+    if app.config["METRICS"]:
+        app.register_blueprint(metrics.bp)
     openapi.register_docs(app)
 
 
 def register_request_hooks(app: Flask) -> None:
     @app.before_request
-    def assign_request_id() -> None:
-        given = request.headers.get("X-Request-ID", "")
-        g.request_id = given if REQUEST_ID.match(given) else uuid.uuid4().hex
+    def note_request() -> None:
+        # The gateway assigned the id; the route template labels this request in the metrics.
+        g.request_id = request.environ.get("app.request_id") or uuid.uuid4().hex
+        if request.url_rule is not None:
+            request.environ["app.route"] = request.url_rule.rule
 
-    @app.after_request
-    def tag_response(response):
-        response.headers["X-Request-ID"] = g.get("request_id", "")
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        if request.path != "/" and not request.path.startswith(("/docs", "/static")):
-            response.headers.setdefault("Cache-Control", "no-store")
-        return response
+
+def enable_cors(app: Flask) -> None:
+    """Cross-origin calls from the configured origins only; off by default."""
+    origins = list(app.config["CORS_ORIGINS"])
+    if not origins:
+        return
+    from flask_cors import CORS
+
+    CORS(app, origins=origins, allow_headers=["Content-Type", "Authorization", "X-API-Key", "X-Request-ID"],
+         expose_headers=["X-Request-ID", "X-Model-Version", "Retry-After"], methods=["GET", "POST"], max_age=600)
+
+
+def install_gateway(app: Flask) -> None:
+    from .gateway import Gateway
+
+    try:
+        app.wsgi_app = Gateway(app, app.wsgi_app)
+    except config.ConfigError as exc:
+        raise StartupError(f"configuration: {exc}") from None

@@ -118,7 +118,8 @@ def json_response(body: Any, model: LoadedModel) -> Response:
     return response
 
 
-def encode(model: LoadedModel, decoded: Decoded, probabilities) -> Response:
+def prediction_document(model: LoadedModel, decoded: Decoded, probabilities) -> dict[str, Any]:
+    """The response to a prediction; the hot path (app/hotpath.py) sends the same document."""
     labels = inference.labels(model, probabilities)
     rows = probabilities.tolist()
     if len(model.classes) == 2:  # the common case, built without a zip per row
@@ -129,11 +130,20 @@ def encode(model: LoadedModel, decoded: Decoded, probabilities) -> Response:
         keys = [str(c) for c in model.classes]
         predictions = [{"label": label, "probabilities": dict(zip(keys, row)), "warnings": warnings}
                        for label, row, warnings in zip(labels, rows, decoded.warnings)]
-    return json_response({"model": {"name": model.name, "version": model.version}, "predictions": predictions}, model)
+    return {"model": {"name": model.name, "version": model.version}, "predictions": predictions}
+
+
+def predict(model: LoadedModel, decoded: Decoded, metrics=None):
+    """Probabilities for the rows, counted in the metrics."""
+    probabilities = inference.predict_proba(model, decoded)
+    if metrics is not None:
+        metrics.observe_predictions(model, probabilities)
+    return probabilities
 
 
 def serve(model: LoadedModel, decoded: Decoded) -> Response:
-    return encode(model, decoded, inference.predict_proba(model, decoded))
+    probabilities = predict(model, decoded, current_app.extensions.get("metrics"))
+    return json_response(prediction_document(model, decoded, probabilities), model)
 
 
 # ---- routes -----------------------------------------------------------------------------------
@@ -154,7 +164,7 @@ def invocations() -> Response:
     """MLflow's scoring protocol: same inputs as POST /predict, MLflow's response shape."""
     model = choose_model()
     decoded = decode_body(model)
-    return json_response({"predictions": inference.labels(model, inference.predict_proba(model, decoded))}, model)
+    return json_response({"predictions": inference.labels(model, predict(model, decoded, current_app.extensions.get("metrics")))}, model)
 
 
 @bp.get("/ping")

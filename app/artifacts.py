@@ -99,6 +99,35 @@ def list_versions(models_dir: Path | str, name: str) -> list[int]:
     return sorted(int(p.name) for p in folder.iterdir() if p.is_dir() and VERSION_PATTERN.match(p.name))
 
 
+PIN_FILE = "pinned"  # models/<name>/pinned: the version to serve by default, for rollback
+
+
+def read_pin(models_dir: Path | str, name: str) -> int | None:
+    """The version an operator pinned ``name`` to, or None; a pin file that says nothing usable is an error."""
+    path = Path(models_dir) / name / PIN_FILE
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise ArtifactCorrupt(f"{path} cannot be read ({exc.strerror})") from None
+    if not VERSION_PATTERN.match(text):
+        raise ArtifactCorrupt(f"{path} should hold a version number, holds {text[:20]!r}; fix or delete it")
+    return int(text)
+
+
+def write_pin(models_dir: Path | str, name: str, version: int | None) -> None:
+    """Pin ``name`` to ``version`` (None removes the pin), atomically."""
+    folder = Path(models_dir) / check_name(name)
+    path = folder / PIN_FILE
+    if version is None:
+        path.unlink(missing_ok=True)
+        return
+    staging = folder / f".{PIN_FILE}.{secrets.token_hex(4)}"
+    staging.write_text(f"{version}\n", encoding="utf-8")
+    os.replace(staging, path)
+
+
 def save(models_dir: Path | str, name: str, model: Any, metadata: dict[str, Any]) -> Artifact:
     """Publish ``model`` as the next version of ``name``, atomically.
 

@@ -51,11 +51,17 @@ class ModelUnavailable(ApiError):
     status, slug, title = 503, "model-unavailable", "Model unavailable"
 
 
-def problem(status: int, slug: str, title: str, detail: str, errors=None, headers=None) -> Response:
+def problem_document(status: int, slug: str, title: str, detail: str, errors=None,
+                     request_id: str | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {"type": PROBLEM_BASE + slug, "title": title, "status": status, "detail": detail}
     if errors is not None:
         body["errors"] = errors
-    body["request_id"] = g.get("request_id")
+    body["request_id"] = request_id
+    return body
+
+
+def problem(status: int, slug: str, title: str, detail: str, errors=None, headers=None) -> Response:
+    body = problem_document(status, slug, title, detail, errors, g.get("request_id"))
     response = current_app.response_class(
         current_app.json.dumps(body, separators=(",", ":")) + "\n", status=status, mimetype="application/problem+json"
     )

@@ -1,7 +1,8 @@
 """Every model version under MODELS_DIR, loaded and verified once at startup.
 
-The default model is ``DEFAULT_MODEL`` at its pinned version (``MODEL_VERSION``) or, unpinned,
-its newest published version. A version that fails verification is never skipped silently:
+The default model is ``DEFAULT_MODEL`` at its pinned version or, unpinned, its newest published
+version. A pin comes from the configuration (``MODEL_VERSION``) or, for rollback, from the
+``pinned`` file an operator writes beside the versions (``manage.py pin``); the configuration wins. A version that fails verification is never skipped silently:
 asking for it answers 503 with the reason, and if it is the default the service is not ready.
 """
 from __future__ import annotations
@@ -50,6 +51,8 @@ class Registry:
         self.fast = fast
         self.models: dict[str, dict[int, LoadedModel]] = {}
         self.failures: dict[str, dict[int, str]] = {}
+        self.pins: dict[str, int] = {}  # from the pinned files
+        self.pin_errors: dict[str, str] = {}
         self._resolved: dict[tuple[str | None, int | None], LoadedModel] = {}  # get() on the hot path
 
     @classmethod
@@ -59,7 +62,20 @@ class Registry:
         for name in artifacts.list_names(models_dir):
             for version in artifacts.list_versions(models_dir, name):
                 registry._load_one(name, version)
+            registry._read_pin(name)
         return registry
+
+    def _read_pin(self, name: str) -> None:
+        try:
+            pinned = artifacts.read_pin(self.models_dir, name)
+        except artifacts.ArtifactError as exc:  # which version to serve is unknown: none is, by default
+            self.pin_errors[name] = str(exc)
+            log.error("model %s has no default version: %s", name, exc)
+            return
+        if pinned is not None:
+            self.pins[name] = pinned
+            log.info("model %s pinned to version %s by %s/%s/%s", name, pinned, self.models_dir, name,
+                     artifacts.PIN_FILE)
 
     def _load_one(self, name: str, version: int) -> None:
         try:
@@ -103,6 +119,8 @@ class Registry:
     def default_version(self, name: str) -> int | None:
         if name == self.default_name and self.pinned_version is not None:
             return self.pinned_version
+        if name in self.pins:
+            return self.pins[name]
         versions = self.versions(name)
         return versions[-1] if versions else None
 
@@ -117,6 +135,8 @@ class Registry:
         if not self.versions(name):
             known = ", ".join(self.names()) or "none"
             raise ModelNotFound(f"no model named {name!r}; loaded models: {known}")
+        if version is None and name in self.pin_errors and not (name == self.default_name and self.pinned_version):
+            raise ModelUnavailable(f"model {name} has no default version: {self.pin_errors[name]}")
         version = version if version is not None else self.default_version(name)
         if version in self.models.get(name, {}):
             return self.models[name][version]

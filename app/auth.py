@@ -1,0 +1,78 @@
+"""API keys: who may call the protected endpoints.
+
+Off unless keys are configured (``API_KEYS`` or ``API_KEYS_FILE``). A client presents a key as
+``Authorization: Bearer <key>`` or ``X-API-Key: <key>``. Keys are kept only as SHA-256 digests
+and compared in constant time against every configured key, so neither the comparison nor the
+loop leaks which key, or how much of one, matched. A key is never logged: requests are told
+apart by ``key_id``, a short digest.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+from pathlib import Path
+from typing import Any, Mapping
+
+from .config import ConfigError, check_keys
+
+# The endpoints a load balancer, an orchestrator or a browser needs without a key. They hold no
+# predictions and no model internals: the page and the docs only show what to send.
+OPEN_PATHS = frozenset({"/health", "/ready", "/hello", "/ping", "/", "/openapi.json", "/favicon.ico"})
+OPEN_PREFIXES = ("/hello/", "/docs", "/static/")
+REALM = 'Bearer realm="model-server"'
+
+
+def is_open(path: str) -> bool:
+    return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
+
+
+def read_key_file(path: str) -> tuple[str, ...]:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"API_KEYS_FILE {path} cannot be read ({exc.strerror})") from None
+    keys = tuple(line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#"))
+    check_keys(f"API_KEYS_FILE {path}", keys)
+    return keys
+
+
+def _digest(key: str) -> bytes:
+    return hashlib.sha256(key.encode("utf-8", "surrogateescape")).digest()
+
+
+class ApiKeys:
+    def __init__(self, keys: tuple[str, ...]):
+        self._digests = [_digest(key) for key in keys]
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> "ApiKeys | None":
+        """The configured keys, or None when authentication is off."""
+        keys = tuple(config.get("API_KEYS") or ())
+        if config.get("API_KEYS_FILE"):
+            keys += read_key_file(config["API_KEYS_FILE"])
+        return cls(keys) if keys else None
+
+    def __repr__(self) -> str:  # never the keys themselves, even in a debugger or a log
+        return f"ApiKeys({len(self._digests)} keys)"
+
+    def allows(self, key: str) -> bool:
+        presented = _digest(key)
+        matched = False
+        for digest in self._digests:  # no early exit: the time does not depend on which key matched
+            matched |= hmac.compare_digest(presented, digest)
+        return matched
+
+
+def presented_key(environ: Mapping[str, Any]) -> str | None:
+    """The key in the request, '' for a header that is present but empty, None for none."""
+    authorization = environ.get("HTTP_AUTHORIZATION")
+    if authorization is not None:
+        scheme, _, credentials = authorization.strip().partition(" ")
+        if scheme.lower() == "bearer":
+            return credentials.strip()
+    return environ.get("HTTP_X_API_KEY", None if authorization is None else "")
+
+
+def key_id(key: str) -> str:
+    """A short, stable name for a key: enough to tell clients apart in limits, not to recover it."""
+    return hashlib.sha256(b"key-id:" + key.encode("utf-8", "surrogateescape")).hexdigest()[:12]

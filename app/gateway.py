@@ -1,0 +1,151 @@
+"""The WSGI layer in front of Flask: what every request passes through, the hot path included.
+
+Request ids, API keys, rate limits, security headers, metrics and the access log live here
+rather than in Flask hooks so that one implementation wraps both the hot path
+(app/hotpath.py) and Flask, at a few microseconds each. Refusals (401, 429) are answered here,
+before any body is read.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+from time import perf_counter
+from typing import Any, Callable, Iterable
+
+import orjson
+
+from . import hotpath
+from .auth import REALM, ApiKeys, is_open, key_id, presented_key
+from .errors import problem_document
+from .logs import AccessLog
+from .ratelimit import RateLimiter
+
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+PAGE_PATHS = ("/", "/favicon.ico")
+PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+            "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+# Swagger UI starts itself from an inline script and styles elements inline.
+DOCS_CSP = ("default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+            "img-src 'self' data:; connect-src 'self'; base-uri 'none'; frame-ancestors 'none'")
+API_CSP = "default-src 'none'; frame-ancestors 'none'"
+COMMON_HEADERS = [("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "no-referrer")]
+API_HEADERS = [*COMMON_HEADERS, ("Cache-Control", "no-store"), ("Content-Security-Policy", API_CSP)]
+PAGE_HEADERS = [*COMMON_HEADERS, ("Content-Security-Policy", PAGE_CSP)]
+DOCS_HEADERS = [*COMMON_HEADERS, ("Content-Security-Policy", DOCS_CSP)]
+REFUSED_ROUTES = frozenset({"/predict", "/invocations", "/models", "/metrics"})
+
+StartResponse = Callable[..., Any]
+
+
+def security_headers(path: str) -> list[tuple[str, str]]:
+    if path in PAGE_PATHS:
+        return PAGE_HEADERS
+    if path.startswith("/docs"):
+        return DOCS_HEADERS
+    if path.startswith("/static/"):
+        return COMMON_HEADERS  # cacheable assets
+    return API_HEADERS
+
+
+def refused_route(path: str) -> str:
+    """A bounded metrics label for a request refused before routing."""
+    if path in REFUSED_ROUTES:
+        return path
+    return "/models/<name>" if path.startswith("/models/") else "<unmatched>"
+
+
+class Gateway:
+    def __init__(self, app, wsgi_app: Callable[[dict, StartResponse], Iterable[bytes]]):
+        config = app.config
+        self.app = app
+        self.flask = wsgi_app
+        self.keys = ApiKeys.from_config(config)
+        self.limiter = RateLimiter.from_config(config)
+        self.metrics = app.extensions.get("metrics")
+        self.hot = bool(config["HOT_PATH"])
+        self.max_length = int(config["MAX_CONTENT_LENGTH"])
+        log_access = config["ACCESS_LOG"] and logging.getLevelName(config["LOG_LEVEL"]) <= logging.INFO
+        self.access = AccessLog(config["LOG_FORMAT"] == "json") if log_access else None
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        started = perf_counter()
+        given = environ.get("HTTP_X_REQUEST_ID")
+        request_id = given if given and REQUEST_ID.match(given) else os.urandom(16).hex()
+        environ["app.request_id"] = request_id
+        path = environ.get("PATH_INFO") or "/"
+        extra = [("X-Request-ID", request_id), *security_headers(path)]
+
+        answer = self.refusal(environ, path, request_id)
+        route = refused_route(path)
+        if answer is None and self.hot and hotpath.applies(environ, self.max_length):
+            answer = hotpath.answer(self.app, environ)
+            route = "/predict"
+        if answer is not None:
+            status, headers, body = answer
+            start_response(status, headers + extra)
+            result: Iterable[bytes] = [body]
+        else:
+            seen: list[str] = []
+
+            def start(status: str, headers: list[tuple[str, str]], exc_info=None):
+                seen.append(status)
+                return start_response(status, headers + extra, exc_info)
+
+            result = self.flask(environ, start)
+            status = seen[-1] if seen else "500 INTERNAL SERVER ERROR"
+            route = environ.get("app.route") or "<unmatched>"
+        self.record(environ, route, path, status, perf_counter() - started, request_id)
+        return result
+
+    # ---- refusals -------------------------------------------------------------------------
+    def refusal(self, environ: dict[str, Any], path: str, request_id: str) -> hotpath.Answer | None:
+        if (self.keys is None and self.limiter is None) or is_open(path) or environ["REQUEST_METHOD"] == "OPTIONS":
+            return None
+        client = "address:" + environ.get("REMOTE_ADDR", "unknown")
+        if self.keys is not None:
+            key = presented_key(environ)
+            if not key or not self.keys.allows(key):
+                return self.unauthorized(key, request_id)
+            client = "key:" + key_id(key)
+            environ["app.client"] = client
+        if self.limiter is not None and path != "/metrics":
+            refused = self.limiter.hit(client)
+            if refused is not None:
+                return problem_answer(problem_document(
+                    429, "rate-limited", "Too many requests",
+                    f"the rate limit of {refused.limit} for this client is used up; retry after {refused.retry_after} s",
+                    request_id=request_id), [("Retry-After", str(refused.retry_after))])
+        return None
+
+    @staticmethod
+    def unauthorized(key: str | None, request_id: str) -> hotpath.Answer:
+        if key is None:
+            detail, challenge = ("this endpoint needs an API key: send it as 'Authorization: Bearer <key>' "
+                                 "or 'X-API-Key: <key>'"), REALM
+        elif key == "":
+            detail, challenge = "the API key is empty", f'{REALM}, error="invalid_token"'
+        else:
+            detail, challenge = "the API key is not valid", f'{REALM}, error="invalid_token"'
+        return problem_answer(problem_document(401, "unauthorized", "Unauthorized", detail, request_id=request_id),
+                              [("WWW-Authenticate", challenge)])
+
+    # ---- after ----------------------------------------------------------------------------
+    def record(self, environ: dict[str, Any], route: str, path: str, status: str, seconds: float,
+               request_id: str) -> None:
+        code = int(status[:3])
+        if self.metrics is not None:
+            self.metrics.observe_request(route, environ["REQUEST_METHOD"], code, seconds)
+            self.metrics.describe_models(self.app.extensions["registry"])
+        if self.access is not None:
+            # The path without its query string: a query can carry feature values, which are data.
+            self.access.write(environ["REQUEST_METHOD"], path[:200], route, code, seconds, request_id,
+                              environ.get("app.client") or environ.get("REMOTE_ADDR"))
+
+
+def problem_answer(document: dict[str, Any], headers: list[tuple[str, str]]) -> hotpath.Answer:
+    body = orjson.dumps(document) + b"\n"
+    status = document["status"]
+    reason = {401: "UNAUTHORIZED", 429: "TOO MANY REQUESTS"}[status]
+    return f"{status} {reason}", [("Content-Type", "application/problem+json"),
+                                  ("Content-Length", str(len(body))), *headers], body

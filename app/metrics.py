@@ -1,0 +1,101 @@
+"""Prometheus metrics, and the blueprint that serves them at ``/metrics``.
+
+Under gunicorn every worker is its own process, so the metrics use prometheus_client's
+multiprocess mode: gunicorn.conf.py points ``PROMETHEUS_MULTIPROC_DIR`` at a fresh folder before
+anything imports the client, each worker writes its values there, and a scrape adds them up.
+Without that variable (tests, ``flask run``) the same metrics live in the process.
+Label values come from a bounded set (route templates, model names and versions, classes, status
+codes), never from what a client sends.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+from flask import Blueprint, Response, current_app
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import multiprocess
+
+bp = Blueprint("metrics", __name__)
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+ROW_BUCKETS = (1, 2, 5, 10, 50, 100, 500, 1000, 5000, 10000)
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter("http_requests_total", "HTTP requests answered, by route, method and status",
+                                ["endpoint", "method", "status"], registry=r)
+        self.latency = Histogram("http_request_duration_seconds", "Time to answer a request, by route",
+                                 ["endpoint"], buckets=LATENCY_BUCKETS, registry=r)
+        self.predictions = Counter("model_predictions_total", "Rows predicted, by model, version and predicted class",
+                                   ["model", "version", "label"], registry=r)
+        self.rows = Histogram("model_prediction_rows", "Rows per prediction request", ["model", "version"],
+                              buckets=ROW_BUCKETS, registry=r)
+        self.model_info = Gauge("model_info", "Models being served (1), with their backend; default=true marks "
+                                "the one /predict uses without ?model=", ["model", "version", "backend", "default"],
+                                registry=r, multiprocess_mode="livemax")
+        self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._model_children: dict[tuple[str, int], tuple[Any, list[Any]]] = {}
+        self._info_pid: int | None = None
+
+    # Children are cached: labels() costs as much as the increment itself.
+    def observe_request(self, endpoint: str, method: str, status: int, seconds: float) -> None:
+        key = (endpoint, method, status)
+        children = self._request_children.get(key)
+        if children is None:
+            children = self._request_children[key] = (
+                self.requests.labels(endpoint, method, str(status)), self.latency.labels(endpoint))
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def observe_predictions(self, model, probabilities: np.ndarray) -> None:
+        key = (model.name, model.version)
+        children = self._model_children.get(key)
+        if children is None:
+            version = str(model.version)
+            children = self._model_children[key] = (
+                self.rows.labels(model.name, version),
+                [self.predictions.labels(model.name, version, str(c)) for c in model.classes])
+        rows, per_class = children
+        rows.observe(len(probabilities))
+        if len(probabilities) == 1:
+            per_class[int(probabilities[0].argmax())].inc()
+        else:
+            for index, count in enumerate(np.bincount(probabilities.argmax(axis=1), minlength=len(per_class)).tolist()):
+                if count:
+                    per_class[index].inc(count)
+
+    def describe_models(self, registry) -> None:
+        """model_info for this process, once per process: a worker's entries go when it exits."""
+        if self._info_pid == os.getpid():
+            return
+        self._info_pid = os.getpid()
+        default = None if registry.problem() else registry.get()
+        for versions in registry.models.values():
+            for loaded in versions.values():
+                self.model_info.labels(loaded.name, str(loaded.version), loaded.backend,
+                                       str(loaded is default).lower()).set(1)
+
+    def exposition(self) -> bytes:
+        directory = multiprocess_dir()
+        if directory is None:
+            return generate_latest(self.registry)
+        collected = CollectorRegistry()
+        multiprocess.MultiProcessCollector(collected, path=directory)
+        return generate_latest(collected)
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    found: Metrics = current_app.extensions["metrics"]
+    found.describe_models(current_app.extensions["registry"])
+    return Response(found.exposition(), mimetype=CONTENT_TYPE_LATEST.split(";")[0],
+                    headers={"Content-Type": CONTENT_TYPE_LATEST})
