@@ -128,6 +128,6 @@ def install_gateway(app: Flask) -> None:
     from .gateway import Gateway
 
     try:
-        app.wsgi_app = Gateway(app, app.wsgi_app)
+        app.wsgi_app = app.extensions["gateway"] = Gateway(app, app.wsgi_app)
     except config.ConfigError as exc:
         raise StartupError(f"configuration: {exc}") from None

@@ -11,6 +11,7 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, jsonify
 from flask_swagger_ui import get_swaggerui_blueprint
 
+from .auth import is_open
 from .registry import LoadedModel, Registry
 from .schema import MAX_MAGNITUDE, NUMBER, Feature
 
@@ -20,7 +21,39 @@ bp = Blueprint("openapi", __name__)
 
 @bp.get("/openapi.json")
 def document() -> Response:
-    return jsonify(build(current_app.extensions["registry"], API_VERSION))
+    config = current_app.config
+    spec = build(current_app.extensions["registry"], API_VERSION)
+    if config["METRICS"]:
+        spec["paths"]["/metrics"] = METRICS_PATH
+    gateway = current_app.extensions["gateway"]
+    describe_gateway(spec, secured=gateway.keys is not None, limited=gateway.limiter is not None)
+    return jsonify(spec)
+
+
+METRICS_PATH = {"get": {"operationId": "metrics", "summary": "Prometheus metrics (text exposition format)",
+                        "responses": {"200": {"description": "Metrics", "content": {"text/plain": {
+                            "schema": {"type": "string"}}}}}}}
+SECURITY_SCHEMES = {
+    "bearerAuth": {"type": "http", "scheme": "bearer", "description": "Authorization: Bearer <API key>"},
+    "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+}
+
+
+def describe_gateway(spec: dict[str, Any], secured: bool, limited: bool) -> None:
+    """Add what the gateway (app/gateway.py) does before any route: 401 without a key, 429 over the limit."""
+    if secured:
+        spec["components"]["securitySchemes"] = SECURITY_SCHEMES
+    for path, operations in spec["paths"].items():
+        if is_open(path):
+            continue
+        for operation in operations.values():
+            if secured:
+                operation["security"] = [{"bearerAuth": []}, {"apiKeyHeader": []}]
+                operation["responses"]["401"] = _problem_response("No API key, an empty one, or a wrong one")
+            if limited and path != "/metrics":
+                limited_response = _problem_response("Rate limit used up; retry after Retry-After seconds")
+                limited_response["headers"] = {"Retry-After": {"schema": {"type": "integer", "minimum": 1}}}
+                operation["responses"]["429"] = limited_response
 
 
 def register_docs(app: Flask) -> None:

@@ -11,6 +11,20 @@ from openapi_spec_validator import validate
 from tests import server
 
 
+def test_openapi_document_describes_keys_and_limits_when_they_are_on(models_dir):
+    from app import create_app
+
+    app = create_app({"TESTING": True, "MODELS_DIR": str(models_dir), "API_KEYS": ("a-test-key-of-20-chars",),
+                      "RATE_LIMIT": "10/second"})
+    document = app.test_client().get("/openapi.json").json
+    validate(document)
+    assert set(document["components"]["securitySchemes"]) == {"bearerAuth", "apiKeyHeader"}
+    predict = document["paths"]["/predict"]["post"]
+    assert {"401", "429"} <= set(predict["responses"]) and predict["security"]
+    assert "security" not in document["paths"]["/health"]["get"]
+    assert "429" not in document["paths"]["/metrics"]["get"]["responses"]
+
+
 def test_openapi_document_is_valid_and_generated_from_the_model_schemas(client):
     document = client.get("/openapi.json").json
     validate(document)

@@ -20,4 +20,5 @@ def index() -> Response | str:
         raise ModelUnavailable(f"not ready: {reason}")
     model = registry.get()
     return render_template("index.html", model=model, features=model.schema.features,
-                           metrics=model.metadata.get("test_metrics") or {}, classes=model.classes)
+                           metrics=model.metadata.get("test_metrics") or {}, classes=model.classes,
+                           needs_key=current_app.extensions["gateway"].keys is not None)

@@ -76,9 +76,12 @@
     button.disabled = true;
     try {
       const query = new URLSearchParams({ model: form.dataset.model, version: form.dataset.version });
+      const headers = { "Content-Type": "application/json", Accept: "application/json" };
+      const key = document.getElementById("api-key");
+      if (key) headers["X-API-Key"] = key.value;
       const response = await fetch(`/predict?${query}`, {
         method: "POST",
-        headers: { "Content-Type": "application/json", Accept: "application/json" },
+        headers,
         body: JSON.stringify(record()),
       });
       const body = await response.json();
