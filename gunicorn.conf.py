@@ -51,8 +51,25 @@ limit_request_field_size = _int("LIMIT_REQUEST_FIELD_SIZE", 8190)
 control_socket_disable = True
 
 
+def _write_problem(sock, status_int, reason, mesg):
+    """gunicorn's answer to a request it cannot parse (400, 414, 431, ...), as problem+json like
+    every other error of this service instead of gunicorn's HTML page."""
+    import json
+
+    from gunicorn import util
+
+    body = json.dumps({"type": f"https://example.invalid/problems/http-{status_int}", "title": reason,
+                       "status": status_int, "detail": mesg or reason}).encode() + b"\n"
+    head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/problem+json\r\n"
+            f"Content-Length: {len(body)}\r\nX-Content-Type-Options: nosniff\r\n\r\n").encode("latin-1")
+    util.write_nonblock(sock, head + body)
+
+
 def on_starting(server):
     """Start the metrics from zero: remove what an earlier server left in a folder it was given."""
+    from gunicorn import util
+
+    util.write_error = _write_problem  # the workers (forked from here) call it through the module
     folder = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     os.makedirs(folder, exist_ok=True)
     for name in os.listdir(folder):

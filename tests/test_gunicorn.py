@@ -143,3 +143,27 @@ def test_gunicorn_stops_cleanly_on_sigterm(models_dir, tmp_path):
     server.wait_until_healthy(process, url, log)
     assert server.stop(process) == 0
     assert "Shutting down" in log.read_text()
+
+
+@pytest.mark.parametrize("request_args, status", [
+    ({"headers": {"X-Big": "a" * 9000}}, 431),
+    ({"params": {"Glucose": "1" * 5000}}, 414),
+], ids=["header-too-large", "request-line-too-long"])
+def test_requests_gunicorn_refuses_before_the_app_get_problem_json_too(base_url, request_args, status):
+    response = requests.get(f"{base_url}/predict", timeout=5, **request_args)
+    assert response.status_code == status
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert response.json()["status"] == status and response.json()["detail"]
+
+
+def test_metrics_add_up_across_workers(base_url):
+    before = _prediction_count(base_url)
+    for _ in range(20):  # sync workers close every connection, so these spread over both workers
+        assert requests.post(f"{base_url}/predict", json=RECORD, timeout=5).status_code == 200
+    assert _prediction_count(base_url) == before + 20
+
+
+def _prediction_count(base_url) -> float:
+    text = requests.get(f"{base_url}/metrics", timeout=5).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("model_predictions_total{") and 'model="pima-diabetes"' in line)
