@@ -78,12 +78,14 @@ def on_starting(server):
 
 
 def on_reload(server):
-    """HUP: load the models again in the master, before gunicorn forks the new workers, so they
-    serve the new versions while the old workers finish their requests. A set of models that
-    cannot serve the default model is refused and the old one keeps serving."""
-    from app import reload_models
+    """HUP: load the models (and the API key file) again in the master, before gunicorn forks the
+    new workers, so they serve the new versions while the old workers finish their requests. A set
+    of models that cannot serve the default model is refused and the old one keeps serving."""
+    from app import reload_keys, reload_models
 
-    reload_models(server.app.wsgi())
+    app = server.app.wsgi()
+    reload_models(app)
+    reload_keys(app)
 
 
 def child_exit(server, worker):

@@ -86,6 +86,22 @@ def reload_models(app: Flask) -> str | None:
     return reason
 
 
+def reload_keys(app: Flask) -> None:
+    """Read API_KEYS_FILE again (HUP), so keys rotate without a restart; a bad file keeps the old keys."""
+    from .auth import ApiKeys
+
+    gateway = app.extensions["gateway"]
+    try:
+        keys = ApiKeys.from_config(app.config)
+    except config.ConfigError as exc:
+        log.error("API keys not reloaded, the old ones stay in force: %s", exc)
+        return
+    if keys is None and gateway.keys is not None:
+        log.error("API keys not reloaded: the new configuration holds none, and authentication stays on")
+        return
+    gateway.keys = keys
+
+
 def register_metrics(app: Flask) -> None:
     if app.config["METRICS"]:
         from .metrics import Metrics
