@@ -39,6 +39,8 @@ def page(browser, base_url):
     page.set_default_timeout(15_000)
     page.foreign_requests = []
     page.on("request", lambda r: r.url.startswith(base_url) or page.foreign_requests.append(r.url))
+    page.csp_violations = []
+    page.on("console", lambda m: "Content Security Policy" in m.text and page.csp_violations.append(m.text))
     yield page
     context.close()
 
@@ -65,6 +67,7 @@ def test_page_predicts_what_the_api_predicts_and_shows_the_model(page, base_url)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "browser-page.png"), full_page=True)
     assert page.foreign_requests == []
+    assert page.csp_violations == []
 
 
 def test_page_shows_errors_next_to_the_field(page, base_url):
@@ -91,3 +94,26 @@ def test_swagger_ui_renders_every_operation_offline(page, base_url):
     paths = {element.text_content().replace("\u200b", "") for element in page.query_selector_all(".opblock-summary-path")}
     assert {"/predict", "/models/{name}", "/health", "/ready", "/invocations"} <= paths
     assert page.foreign_requests == []
+    assert page.csp_violations == []
+
+
+def test_with_api_keys_on_the_page_asks_for_a_key_and_sends_it(browser, models_dir, tmp_path):
+    key = "browser-test-key-0123456789"
+    with server.running(models_dir, tmp_path / "server.log", API_KEYS=key) as url:
+        context = browser.new_context()
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        try:
+            page.goto(url + "/")
+            fill(page, RECORD)
+            page.fill("#api-key", "not-the-right-key-at-all")
+            page.click("#predict-button")
+            page.wait_for_selector("#form-error:not(:empty)")
+            assert "API key is not valid" in page.text_content("#form-error")
+            page.fill("#api-key", key)
+            page.click("#predict-button")
+            page.wait_for_selector("#result:not([hidden])")
+            assert page.text_content("#result-model") == "pima-diabetes version 1"
+        finally:
+            context.close()
+    assert key not in (tmp_path / "server.log").read_text()
