@@ -48,6 +48,8 @@ class ApiKeys:
     def from_config(cls, config: Mapping[str, Any]) -> "ApiKeys | None":
         """The configured keys, or None when authentication is off."""
         keys = tuple(config.get("API_KEYS") or ())
+        if keys:
+            check_keys("API_KEYS", keys)
         if config.get("API_KEYS_FILE"):
             keys += read_key_file(config["API_KEYS_FILE"])
         return cls(keys) if keys else None
@@ -70,7 +72,7 @@ def presented_key(environ: Mapping[str, Any]) -> str | None:
         scheme, _, credentials = authorization.strip().partition(" ")
         if scheme.lower() == "bearer":
             return credentials.strip()
-    return environ.get("HTTP_X_API_KEY", None if authorization is None else "")
+    return environ.get("HTTP_X_API_KEY")  # another scheme (Basic, ...) is no key at all (RFC 6750)
 
 
 def key_id(key: str) -> str:

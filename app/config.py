@@ -97,9 +97,11 @@ def _rate_limit(name: str, text: str) -> str:
     from limits import parse_many
 
     try:
-        parse_many(text)
+        limits = parse_many(text)
     except ValueError:
         raise ConfigError(f"{name} must look like 100/second or 100/second;3000/minute, got {text!r}") from None
+    if any(limit.amount < 1 for limit in limits):
+        raise ConfigError(f"{name} must allow at least 1 request per period, got {text!r} (unset it to turn limits off)")
     return text.strip()
 
 

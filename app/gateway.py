@@ -34,6 +34,8 @@ API_HEADERS = [*COMMON_HEADERS, ("Cache-Control", "no-store"), ("Content-Securit
 PAGE_HEADERS = [*COMMON_HEADERS, ("Content-Security-Policy", PAGE_CSP)]
 DOCS_HEADERS = [*COMMON_HEADERS, ("Content-Security-Policy", DOCS_CSP)]
 REFUSED_ROUTES = frozenset({"/predict", "/invocations", "/models", "/metrics"})
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})  # any other is "other"
+EXPOSED = "X-Request-ID, X-Model-Version, Retry-After"  # as enable_cors (app/__init__.py) exposes them
 
 StartResponse = Callable[..., Any]
 
@@ -67,6 +69,7 @@ class Gateway:
         self.max_length = int(config["MAX_CONTENT_LENGTH"])
         log_access = config["ACCESS_LOG"] and logging.getLevelName(config["LOG_LEVEL"]) <= logging.INFO
         self.access = AccessLog(config["LOG_FORMAT"] == "json") if log_access else None
+        self.cors_origins = frozenset(config["CORS_ORIGINS"])
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         started = perf_counter()
@@ -83,6 +86,8 @@ class Gateway:
             route = "/predict"
         if answer is not None:
             status, headers, body = answer
+            if self.cors_origins and "HTTP_ORIGIN" in environ:
+                extra += self.cors_headers(environ["HTTP_ORIGIN"])
             start_response(status, headers + extra)
             result: Iterable[bytes] = [body]
         else:
@@ -130,12 +135,23 @@ class Gateway:
         return problem_answer(problem_document(401, "unauthorized", "Unauthorized", detail, request_id=request_id),
                               [("WWW-Authenticate", challenge)])
 
+    def cors_headers(self, origin: str) -> list[tuple[str, str]]:
+        """What Flask-CORS would add, for the answers given here before Flask (401, 429), so a
+        browser on an allowed origin can read why it was refused."""
+        if "*" in self.cors_origins:
+            return [("Access-Control-Allow-Origin", "*"), ("Access-Control-Expose-Headers", EXPOSED)]
+        if origin.rstrip("/") in self.cors_origins:
+            return [("Access-Control-Allow-Origin", origin), ("Vary", "Origin"),
+                    ("Access-Control-Expose-Headers", EXPOSED)]
+        return []
+
     # ---- after ----------------------------------------------------------------------------
     def record(self, environ: dict[str, Any], route: str, path: str, status: str, seconds: float,
                request_id: str) -> None:
         code = int(status[:3])
         if self.metrics is not None:
-            self.metrics.observe_request(route, environ["REQUEST_METHOD"], code, seconds)
+            method = environ["REQUEST_METHOD"]
+            self.metrics.observe_request(route, method if method in METHODS else "other", code, seconds)
             self.metrics.describe_models(self.app.extensions["registry"])
         if self.access is not None:
             # The path without its query string: a query can carry feature values, which are data.
