@@ -46,6 +46,9 @@ def configure(app: Flask, test_config: Mapping[str, Any] | None) -> None:
         raise StartupError(f"configuration: {exc}") from None
     if test_config:
         app.config.from_mapping(test_config)
+    # Flask turns debug on from FLASK_DEBUG in the environment; nothing here runs the dev server,
+    # and debug would change error handling in production, so it is off whatever the environment says.
+    app.config["DEBUG"] = False
     app.json.sort_keys = False  # keep "model" before "predictions", fields in schema order
     app.json.compact = True
 

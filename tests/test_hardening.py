@@ -816,3 +816,11 @@ def test_manage_refuses_what_it_cannot_do_with_a_message(models_dir, tmp_path, c
         assert str(refused.value.code).startswith("error: ") and error in str(refused.value.code)
     if pin is not ...:
         assert artifacts.read_pin(copy, PIMA) == pin
+
+
+def test_debug_mode_cannot_be_switched_on_from_the_environment(monkeypatch, models_dir):
+    monkeypatch.setenv("FLASK_DEBUG", "1")
+    app = create_app({"MODELS_DIR": str(models_dir)})
+    assert app.debug is False
+    response = app.test_client().post("/predict", data="{oops", content_type="application/json")
+    assert response.status_code == 400 and "Traceback" not in response.get_data(as_text=True)
