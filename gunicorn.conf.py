@@ -14,7 +14,7 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     import tempfile
 
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="model-server-metrics-")
-    os.environ["MODEL_SERVER_OWNS_METRICS_DIR"] = "1"
+    os.environ["MODEL_SERVER_METRICS_DIR_OWNER"] = str(os.getpid())
 
 
 def _int(name: str, default: int) -> int:
@@ -40,9 +40,24 @@ max_requests_jitter = _int("MAX_REQUESTS_JITTER", 0)
 accesslog = None
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+# LOG_FORMAT=json: gunicorn's own lines (booting, signals, worker deaths) as JSON too, in the
+# app's format, so every line on stderr parses.
+if os.environ.get("LOG_FORMAT", "").strip().lower() == "json":
+    logconfig_dict = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "root": {"level": "WARNING", "handlers": ["error_console"]},
+        "loggers": {
+            "gunicorn.error": {"level": loglevel.upper(), "handlers": ["error_console"], "propagate": False},
+            "gunicorn.access": {"level": "INFO", "handlers": [], "propagate": False},
+        },
+        "handlers": {"error_console": {"class": "logging.StreamHandler", "formatter": "json",
+                                       "stream": "ext://sys.stderr"}},
+        "formatters": {"json": {"()": "app.logs.JsonFormatter"}},
+    }
 # `make reload` finds the master here; unset, no file is written (tests run several servers).
 pidfile = os.environ.get("PIDFILE") or None
-# Request line and header limits (gunicorn answers 400 beyond them, before the app sees anything).
+# Request line and header limits (gunicorn answers 414 or 431 beyond them, before the app sees anything).
 limit_request_line = _int("LIMIT_REQUEST_LINE", 4094)
 limit_request_fields = _int("LIMIT_REQUEST_FIELDS", 100)
 limit_request_field_size = _int("LIMIT_REQUEST_FIELD_SIZE", 8190)
@@ -55,13 +70,16 @@ def _write_problem(sock, status_int, reason, mesg):
     """gunicorn's answer to a request it cannot parse (400, 414, 431, ...), as problem+json like
     every other error of this service instead of gunicorn's HTML page."""
     import json
+    import uuid
 
     from gunicorn import util
 
+    request_id = uuid.uuid4().hex
     body = json.dumps({"type": f"https://example.invalid/problems/http-{status_int}", "title": reason,
-                       "status": status_int, "detail": mesg or reason}).encode() + b"\n"
+                       "status": status_int, "detail": mesg or reason, "request_id": request_id}).encode() + b"\n"
     head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/problem+json\r\n"
-            f"Content-Length: {len(body)}\r\nX-Content-Type-Options: nosniff\r\n\r\n").encode("latin-1")
+            f"Content-Length: {len(body)}\r\nX-Content-Type-Options: nosniff\r\nX-Request-ID: {request_id}\r\n"
+            "Cache-Control: no-store\r\n\r\n").encode("latin-1")
     util.write_nonblock(sock, head + body)
 
 
@@ -84,8 +102,11 @@ def on_reload(server):
     from app import reload_keys, reload_models
 
     app = server.app.wsgi()
-    reload_models(app)
-    reload_keys(app)
+    for step in (reload_models, reload_keys):
+        try:
+            step(app)
+        except Exception:  # noqa: BLE001 - an exception here would end the master and every worker
+            server.log.exception("reload: %s failed; the server keeps what it had", step.__name__)
 
 
 def child_exit(server, worker):
@@ -96,7 +117,7 @@ def child_exit(server, worker):
 
 
 def on_exit(server):
-    if os.environ.get("MODEL_SERVER_OWNS_METRICS_DIR") == "1":
+    if os.environ.get("MODEL_SERVER_METRICS_DIR_OWNER") == str(os.getpid()):
         import shutil
 
         shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)

@@ -20,6 +20,10 @@ from app import artifacts
 
 
 def served_version(models_dir: str, name: str) -> int | None:
+    """What a server reading this folder serves by default: the configuration's pin, the file's, or the newest."""
+    configured = os.environ.get("MODEL_VERSION", "").strip()
+    if configured.isdigit() and name == os.environ.get("DEFAULT_MODEL", "pima-diabetes"):
+        return int(configured)
     return artifacts.read_pin(models_dir, name) or (artifacts.list_versions(models_dir, name) or [None])[-1]
 
 

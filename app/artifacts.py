@@ -111,6 +111,8 @@ def read_pin(models_dir: Path | str, name: str) -> int | None:
         return None
     except OSError as exc:
         raise ArtifactCorrupt(f"{path} cannot be read ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise ArtifactCorrupt(f"{path} should hold a version number, holds bytes that are not text; fix or delete it") from None
     if not VERSION_PATTERN.match(text):
         raise ArtifactCorrupt(f"{path} should hold a version number, holds {text[:20]!r}; fix or delete it")
     return int(text)
@@ -124,7 +126,10 @@ def write_pin(models_dir: Path | str, name: str, version: int | None) -> None:
         path.unlink(missing_ok=True)
         return
     staging = folder / f".{PIN_FILE}.{secrets.token_hex(4)}"
-    staging.write_text(f"{version}\n", encoding="utf-8")
+    with open(staging, "w", encoding="utf-8") as handle:
+        handle.write(f"{version}\n")
+        handle.flush()
+        os.fsync(handle.fileno())  # a power cut leaves the old pin or the new one, never an empty file
     os.replace(staging, path)
 
 

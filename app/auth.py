@@ -31,6 +31,8 @@ def read_key_file(path: str) -> tuple[str, ...]:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"API_KEYS_FILE {path} cannot be read ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"API_KEYS_FILE {path} is not UTF-8 text (byte {exc.start})") from None
     keys = tuple(line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#"))
     check_keys(f"API_KEYS_FILE {path}", keys)
     return keys

@@ -111,17 +111,23 @@ class Gateway:
         if self.keys is not None:
             key = presented_key(environ)
             if not key or not self.keys.allows(key):
-                return self.unauthorized(key, request_id)
+                # Guesses count against the address's budget: no unlimited trying of keys.
+                refused = self.limiter.hit(client) if self.limiter is not None else None
+                return self.too_many(refused, request_id) if refused else self.unauthorized(key, request_id)
             client = "key:" + key_id(key)
             environ["app.client"] = client
         if self.limiter is not None and path != "/metrics":
             refused = self.limiter.hit(client)
             if refused is not None:
-                return problem_answer(problem_document(
-                    429, "rate-limited", "Too many requests",
-                    f"the rate limit of {refused.limit} for this client is used up; retry after {refused.retry_after} s",
-                    request_id=request_id), [("Retry-After", str(refused.retry_after))])
+                return self.too_many(refused, request_id)
         return None
+
+    @staticmethod
+    def too_many(refused, request_id: str) -> hotpath.Answer:
+        return problem_answer(problem_document(
+            429, "rate-limited", "Too many requests",
+            f"the rate limit of {refused.limit} for this client is used up; retry after {refused.retry_after} s",
+            request_id=request_id), [("Retry-After", str(refused.retry_after))])
 
     @staticmethod
     def unauthorized(key: str | None, request_id: str) -> hotpath.Answer:

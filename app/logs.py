@@ -86,6 +86,8 @@ class AccessLog:
                          "duration_ms": milliseconds, "client": client},
             }) + b"\n"
         else:
+            if not path.isprintable():  # a decoded %0A must not start a forged line
+                path = path.encode("unicode_escape").decode("ascii")
             line = f"{stamp}Z INFO app.access: {method} {path} {status} {milliseconds}ms rid={request_id} " \
                    f"client={client}\n".encode("utf-8", "backslashreplace")
         try:

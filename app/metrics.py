@@ -9,7 +9,10 @@ codes), never from what a client sends.
 """
 from __future__ import annotations
 
+import functools
+import logging
 import os
+import time
 from typing import Any
 
 import numpy as np
@@ -18,9 +21,25 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from prometheus_client import multiprocess
 
 bp = Blueprint("metrics", __name__)
+log = logging.getLogger("app.metrics")
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 ROW_BUCKETS = (1, 2, 5, 10, 50, 100, 500, 1000, 5000, 10000)
+
+
+def fail_open(method):
+    """Metrics must never fail a request: if the values cannot be written (the multiprocess folder
+    was deleted, the disk is full), serve anyway and say so at most once a minute."""
+    @functools.wraps(method)
+    def guarded(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except (OSError, ValueError) as exc:
+            now = time.monotonic()
+            if now - self._last_failure_log > 60:
+                self._last_failure_log = now
+                log.error("metrics not recorded (%s: %s); serving without them", type(exc).__name__, exc)
+    return guarded
 
 
 def multiprocess_dir() -> str | None:
@@ -45,8 +64,10 @@ class Metrics:
         self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self._model_children: dict[tuple[str, int], tuple[Any, list[Any]]] = {}
         self._info_pid: int | None = None
+        self._last_failure_log = -1e9
 
     # Children are cached: labels() costs as much as the increment itself.
+    @fail_open
     def observe_request(self, endpoint: str, method: str, status: int, seconds: float) -> None:
         key = (endpoint, method, status)
         children = self._request_children.get(key)
@@ -56,6 +77,7 @@ class Metrics:
         children[0].inc()
         children[1].observe(seconds)
 
+    @fail_open
     def observe_predictions(self, model, probabilities: np.ndarray) -> None:
         key = (model.name, model.version)
         children = self._model_children.get(key)
@@ -73,6 +95,7 @@ class Metrics:
                 if count:
                     per_class[index].inc(count)
 
+    @fail_open
     def describe_models(self, registry) -> None:
         """model_info for this process, once per process: a worker's entries go when it exits."""
         if self._info_pid == os.getpid():

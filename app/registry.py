@@ -143,7 +143,10 @@ class Registry:
         if version in self.failures.get(name, {}):
             raise ModelUnavailable(f"model {name}/{version} could not be loaded: {self.failures[name][version]}")
         available = ", ".join(str(v) for v in self.versions(name))
-        raise ModelNotFound(f"model {name!r} has no version {version}; its versions are: {available}")
+        pinned_by = ""
+        if self.pins.get(name) == version and not (name == self.default_name and self.pinned_version):
+            pinned_by = f" (pinned by {self.models_dir / name / artifacts.PIN_FILE})"
+        raise ModelNotFound(f"model {name!r} has no version {version}{pinned_by}; its versions are: {available}")
 
     def names(self) -> list[str]:
         return sorted(set(self.models) | set(self.failures))

@@ -61,4 +61,4 @@ def test_a_redis_outage_lets_requests_through_and_says_so(models_dir, redis_url,
     with server.running(models_dir, log, RATE_LIMIT="1/minute", RATE_LIMIT_STORAGE_URI=dead) as url:
         statuses = [requests.post(f"{url}/predict", json=RECORD, timeout=30).status_code for _ in range(3)]
     assert statuses == [200, 200, 200]
-    assert "rate limit storage failed, request let through" in log.read_text()
+    assert "rate limit storage failed, requests let through" in log.read_text()
