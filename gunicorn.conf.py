@@ -69,14 +69,16 @@ control_socket_disable = True
 def _write_problem(sock, status_int, reason, mesg):
     """gunicorn's answer to a request it cannot parse (400, 414, 431, ...), as problem+json like
     every other error of this service instead of gunicorn's HTML page."""
-    import json
     import uuid
 
+    import orjson
     from gunicorn import util
 
+    from app.errors import problem_document
+
     request_id = uuid.uuid4().hex
-    body = json.dumps({"type": f"https://example.invalid/problems/http-{status_int}", "title": reason,
-                       "status": status_int, "detail": mesg or reason, "request_id": request_id}).encode() + b"\n"
+    body = orjson.dumps(problem_document(status_int, f"http-{status_int}", reason, mesg or reason,
+                                        request_id=request_id)) + b"\n"
     head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/problem+json\r\n"
             f"Content-Length: {len(body)}\r\nX-Content-Type-Options: nosniff\r\nX-Request-ID: {request_id}\r\n"
             "Cache-Control: no-store\r\n\r\n").encode("latin-1")

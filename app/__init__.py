@@ -139,8 +139,10 @@ def enable_cors(app: Flask) -> None:
         return
     from flask_cors import CORS
 
+    from .gateway import CORS_EXPOSED_HEADERS
+
     CORS(app, origins=origins, allow_headers=["Content-Type", "Authorization", "X-API-Key", "X-Request-ID"],
-         expose_headers=["X-Request-ID", "X-Model-Version", "Retry-After"], methods=["GET", "POST"], max_age=600)
+         expose_headers=list(CORS_EXPOSED_HEADERS), methods=["GET", "POST"], max_age=600)
 
 
 def install_gateway(app: Flask) -> None:

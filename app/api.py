@@ -164,7 +164,8 @@ def invocations() -> Response:
     """MLflow's scoring protocol: same inputs as POST /predict, MLflow's response shape."""
     model = choose_model()
     decoded = decode_body(model)
-    return json_response({"predictions": inference.labels(model, predict(model, decoded, current_app.extensions.get("metrics")))}, model)
+    probabilities = predict(model, decoded, current_app.extensions.get("metrics"))
+    return json_response({"predictions": inference.labels(model, probabilities)}, model)
 
 
 @bp.get("/ping")

@@ -35,7 +35,10 @@ PAGE_HEADERS = [*COMMON_HEADERS, ("Content-Security-Policy", PAGE_CSP)]
 DOCS_HEADERS = [*COMMON_HEADERS, ("Content-Security-Policy", DOCS_CSP)]
 REFUSED_ROUTES = frozenset({"/predict", "/invocations", "/models", "/metrics"})
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})  # any other is "other"
-EXPOSED = "X-Request-ID, X-Model-Version, Retry-After"  # as enable_cors (app/__init__.py) exposes them
+# The headers a browser on an allowed origin may read: Flask-CORS (app/__init__.py) and the
+# gateway's own 401/429 expose the same ones.
+CORS_EXPOSED_HEADERS = ("X-Request-ID", "X-Model-Version", "Retry-After")
+EXPOSED = ", ".join(CORS_EXPOSED_HEADERS)
 
 StartResponse = Callable[..., Any]
 
@@ -80,8 +83,9 @@ class Gateway:
         extra = [("X-Request-ID", request_id), *security_headers(path)]
 
         answer = self.refusal(environ, path, request_id)
-        route = refused_route(path)
-        if answer is None and self.hot and hotpath.applies(environ, self.max_length):
+        if answer is not None:
+            route = refused_route(path)
+        elif self.hot and hotpath.applies(environ, self.max_length):
             answer = hotpath.answer(self.app, environ)
             route = "/predict"
         if answer is not None:

@@ -41,7 +41,7 @@ class RateLimiter:
         # A storage that accepts connections and never answers must not hang every request until
         # the worker timeout: Redis calls give up after STORAGE_TIMEOUT and the request goes through.
         options = {"socket_timeout": STORAGE_TIMEOUT, "socket_connect_timeout": STORAGE_TIMEOUT} \
-            if storage_uri.split(":", 1)[0].startswith(("redis", "rediss")) else {}
+            if storage_uri.startswith("redis") else {}
         try:
             self.storage = storage.storage_from_string(storage_uri, **options)
         except Exception as exc:  # the library raises several types for a bad URI or a missing driver

@@ -2,8 +2,9 @@
 
 The default model is ``DEFAULT_MODEL`` at its pinned version or, unpinned, its newest published
 version. A pin comes from the configuration (``MODEL_VERSION``) or, for rollback, from the
-``pinned`` file an operator writes beside the versions (``manage.py pin``); the configuration wins. A version that fails verification is never skipped silently:
-asking for it answers 503 with the reason, and if it is the default the service is not ready.
+``pinned`` file an operator writes beside the versions (``manage.py pin``); the configuration wins.
+A version that fails verification is never skipped silently: asking for it answers 503 with the
+reason, and if it is the default the service is not ready.
 """
 from __future__ import annotations
 
@@ -116,8 +117,12 @@ class Registry:
         """Every published version of ``name``, loaded or not."""
         return sorted(set(self.models.get(name, {})) | set(self.failures.get(name, {})))
 
+    def _pinned_by_config(self, name: str) -> bool:
+        """MODEL_VERSION pins the default model, and wins over its pin file."""
+        return name == self.default_name and self.pinned_version is not None
+
     def default_version(self, name: str) -> int | None:
-        if name == self.default_name and self.pinned_version is not None:
+        if self._pinned_by_config(name):
             return self.pinned_version
         if name in self.pins:
             return self.pins[name]
@@ -135,7 +140,7 @@ class Registry:
         if not self.versions(name):
             known = ", ".join(self.names()) or "none"
             raise ModelNotFound(f"no model named {name!r}; loaded models: {known}")
-        if version is None and name in self.pin_errors and not (name == self.default_name and self.pinned_version):
+        if version is None and name in self.pin_errors and not self._pinned_by_config(name):
             raise ModelUnavailable(f"model {name} has no default version: {self.pin_errors[name]}")
         version = version if version is not None else self.default_version(name)
         if version in self.models.get(name, {}):
@@ -144,7 +149,7 @@ class Registry:
             raise ModelUnavailable(f"model {name}/{version} could not be loaded: {self.failures[name][version]}")
         available = ", ".join(str(v) for v in self.versions(name))
         pinned_by = ""
-        if self.pins.get(name) == version and not (name == self.default_name and self.pinned_version):
+        if self.pins.get(name) == version and not self._pinned_by_config(name):
             pinned_by = f" (pinned by {self.models_dir / name / artifacts.PIN_FILE})"
         raise ModelNotFound(f"model {name!r} has no version {version}{pinned_by}; its versions are: {available}")
 
