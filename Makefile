@@ -2,9 +2,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-MODELS_DIR    ?= models
-DEFAULT_MODEL ?= pima-diabetes
-PIDFILE       ?= build/gunicorn.pid
+PIDFILE ?= build/gunicorn.pid
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
 .PHONY: install install-dev train run test bench clean help reload pin rollback unpin
@@ -35,13 +33,15 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt $(VENV)/.runtime
 install: $(VENV)/.runtime
 install-dev: $(VENV)/.dev
 
+# Settings (MODELS_DIR, DEFAULT_MODEL, PORT, ...) come from the environment; app/config.py reads
+# them for every command below, so none is repeated here.
 train: install
-	$(BIN)/python train.py --models-dir $(MODELS_DIR)
+	$(BIN)/python train.py
 
 run: install
-	@ls $(MODELS_DIR)/$(DEFAULT_MODEL)/*/metadata.json >/dev/null 2>&1 || $(MAKE) --no-print-directory train
+	$(BIN)/python train.py --if-missing
 	@mkdir -p $(dir $(PIDFILE))
-	MODELS_DIR=$(MODELS_DIR) DEFAULT_MODEL=$(DEFAULT_MODEL) PIDFILE=$(PIDFILE) $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
+	PIDFILE=$(PIDFILE) $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
 # gunicorn reloads on HUP: the master loads the models again, starts new workers and lets the
 # old ones finish what they are answering.
@@ -51,15 +51,15 @@ reload:
 
 pin: install
 	@test -n "$(VERSION)" || { echo "usage: make pin VERSION=<n>"; exit 2; }
-	$(BIN)/python manage.py --models-dir $(MODELS_DIR) pin $(DEFAULT_MODEL) $(VERSION)
+	$(BIN)/python manage.py pin $(VERSION)
 	@$(MAKE) --no-print-directory reload
 
 rollback: install
-	$(BIN)/python manage.py --models-dir $(MODELS_DIR) rollback $(DEFAULT_MODEL)
+	$(BIN)/python manage.py rollback
 	@$(MAKE) --no-print-directory reload
 
 unpin: install
-	$(BIN)/python manage.py --models-dir $(MODELS_DIR) unpin $(DEFAULT_MODEL)
+	$(BIN)/python manage.py unpin
 	@$(MAKE) --no-print-directory reload
 
 test: install-dev

@@ -1,11 +1,24 @@
-"""gunicorn settings, all from the environment (see the README's configuration table)."""
+"""gunicorn settings, all from the environment through app/config.py (see the README's configuration table)."""
 import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the app, wherever gunicorn was started
 
 # One compute thread per worker: with one worker per core, BLAS thread pools only contend. Set
 # here, before the app (and NumPy) is imported, rather than in a post_fork hook: slow work in a
 # freshly forked worker widens gunicorn's window where a TERM sent during boot is lost.
 for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, "1")
+
+# Every setting is parsed and checked by the app's one configuration module: a bad value stops
+# the server with one line naming the variable, before anything else is loaded.
+from app import config as _config  # noqa: E402 - after the thread settings above; imports nothing heavy
+# (module-level names are gunicorn settings, so the helpers here start with an underscore)
+
+try:
+    _settings = _config.load()
+except _config.ConfigError as _error:
+    raise SystemExit(f"error: cannot start: configuration: {_error}") from None
 
 # Prometheus multiprocess mode: each worker writes its metrics under this folder and /metrics adds
 # them up. It must be set before the app imports prometheus_client; a fresh folder per server
@@ -16,39 +29,33 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="model-server-metrics-")
     os.environ["MODEL_SERVER_METRICS_DIR_OWNER"] = str(os.getpid())
 
-
-def _int(name: str, default: int) -> int:
-    value = os.environ.get(name, "")
-    return int(value) if value.strip() else default
-
-
-bind = f"{os.environ.get('HOST', '0.0.0.0')}:{_int('PORT', 8000)}"
+bind = f"{_settings['HOST']}:{_settings['PORT']}"
 # Predictions are CPU-bound: one sync worker per core keeps every core busy without
 # oversubscribing it.
-workers = _int("WORKERS", max(2, os.cpu_count() or 1))
+workers = _settings["WORKERS"]
 worker_class = "sync"
 # Load the models once in the master, before forking: workers share their memory pages,
 # and a model that fails verification stops the server before any worker starts.
 preload_app = True
-timeout = _int("TIMEOUT", 30)
-graceful_timeout = _int("GRACEFUL_TIMEOUT", 30)
-keepalive = _int("KEEPALIVE", 5)
-max_requests = _int("MAX_REQUESTS", 0)
-max_requests_jitter = _int("MAX_REQUESTS_JITTER", 0)
-# The app writes the access log itself (app/logs.py: text or JSON, with the request id, never
-# bodies or keys), so gunicorn's own is off.
+timeout = _settings["TIMEOUT"]
+graceful_timeout = _settings["GRACEFUL_TIMEOUT"]
+keepalive = _settings["KEEPALIVE"]
+max_requests = _settings["MAX_REQUESTS"]
+max_requests_jitter = _settings["MAX_REQUESTS_JITTER"]
+# The app writes the access log itself (app/gateway/access_log.py: text or JSON, with the request
+# id, never bodies or keys), so gunicorn's own is off.
 accesslog = None
 errorlog = "-"
-loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+loglevel = _settings["LOG_LEVEL"].lower()
 # LOG_FORMAT=json: gunicorn's own lines (booting, signals, worker deaths) as JSON too, in the
 # app's format, so every line on stderr parses.
-if os.environ.get("LOG_FORMAT", "").strip().lower() == "json":
+if _settings["LOG_FORMAT"] == "json":
     logconfig_dict = {
         "version": 1,
         "disable_existing_loggers": False,
         "root": {"level": "WARNING", "handlers": ["error_console"]},
         "loggers": {
-            "gunicorn.error": {"level": loglevel.upper(), "handlers": ["error_console"], "propagate": False},
+            "gunicorn.error": {"level": _settings["LOG_LEVEL"], "handlers": ["error_console"], "propagate": False},
             "gunicorn.access": {"level": "INFO", "handlers": [], "propagate": False},
         },
         "handlers": {"error_console": {"class": "logging.StreamHandler", "formatter": "json",
@@ -56,11 +63,11 @@ if os.environ.get("LOG_FORMAT", "").strip().lower() == "json":
         "formatters": {"json": {"()": "app.logs.JsonFormatter"}},
     }
 # `make reload` finds the master here; unset, no file is written (tests run several servers).
-pidfile = os.environ.get("PIDFILE") or None
+pidfile = _settings["PIDFILE"]
 # Request line and header limits (gunicorn answers 414 or 431 beyond them, before the app sees anything).
-limit_request_line = _int("LIMIT_REQUEST_LINE", 4094)
-limit_request_fields = _int("LIMIT_REQUEST_FIELDS", 100)
-limit_request_field_size = _int("LIMIT_REQUEST_FIELD_SIZE", 8190)
+limit_request_line = _settings["LIMIT_REQUEST_LINE"]
+limit_request_fields = _settings["LIMIT_REQUEST_FIELDS"]
+limit_request_field_size = _settings["LIMIT_REQUEST_FIELD_SIZE"]
 # gunicorn's runtime control socket lives at one fixed path per user, so two servers on a
 # machine would fight over it; reload and shutdown go through signals (HUP, TERM) instead.
 control_socket_disable = True
@@ -74,12 +81,12 @@ def _write_problem(sock, status_int, reason, mesg):
     import orjson
     from gunicorn import util
 
-    from app.errors import problem_document
+    from app.http.problems import PROBLEM_TYPE, problem_document
 
     request_id = uuid.uuid4().hex
     body = orjson.dumps(problem_document(status_int, f"http-{status_int}", reason, mesg or reason,
                                         request_id=request_id)) + b"\n"
-    head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/problem+json\r\n"
+    head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: {PROBLEM_TYPE}\r\n"
             f"Content-Length: {len(body)}\r\nX-Content-Type-Options: nosniff\r\nX-Request-ID: {request_id}\r\n"
             "Cache-Control: no-store\r\n\r\n").encode("latin-1")
     util.write_nonblock(sock, head + body)

@@ -1,50 +1,56 @@
 """Operate on published models: list versions, pin a default version, roll back, unpin.
 
     python manage.py versions [NAME]
-    python manage.py pin NAME VERSION     # serve VERSION by default (after a reload)
+    python manage.py pin [NAME] VERSION   # serve VERSION by default (after a reload)
     python manage.py rollback [NAME]      # pin the version before the one served now
     python manage.py unpin [NAME]         # serve the newest version again
 
 A pin is a file beside the versions (models/NAME/pinned), so it survives restarts and every
 server reading the folder agrees. A running server picks it up on reload (make reload, which
 sends HUP to gunicorn). MODEL_VERSION in the environment, when set, still wins for the default
-model. NAME defaults to DEFAULT_MODEL, the folder to MODELS_DIR.
+model. NAME defaults to DEFAULT_MODEL, the folder to MODELS_DIR (app/config.py reads both).
 """
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
-from app import artifacts
+from app import config
+from app.model import artifacts
+from app.model.registry import default_version
 
 
-def served_version(models_dir: str, name: str) -> int | None:
-    """What a server reading this folder serves by default: the configuration's pin, the file's, or the newest."""
-    configured = os.environ.get("MODEL_VERSION", "").strip()
-    if configured.isdigit() and name == os.environ.get("DEFAULT_MODEL", "pima-diabetes"):
-        return int(configured)
-    return artifacts.read_pin(models_dir, name) or (artifacts.list_versions(models_dir, name) or [None])[-1]
+def served_version(models_dir: str, name: str, settings: dict) -> int | None:
+    """What a server reading this folder serves by default: the registry's rule, from the files."""
+    return default_version(name, artifacts.list_versions(models_dir, name), artifacts.read_pin(models_dir, name),
+                           settings["DEFAULT_MODEL"], settings["MODEL_VERSION"])
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        settings = config.load()
+    except config.ConfigError as exc:
+        raise SystemExit(f"error: {exc}") from None
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models-dir", default=os.environ.get("MODELS_DIR", "models"))
+    parser.add_argument("--models-dir", default=settings["MODELS_DIR"])
     commands = parser.add_subparsers(dest="command", required=True)
-    default_name = os.environ.get("DEFAULT_MODEL", "pima-diabetes")
+    default_name = settings["DEFAULT_MODEL"]
     for command in ("versions", "rollback", "unpin"):
         commands.add_parser(command).add_argument("name", nargs="?", default=default_name)
-    pin = commands.add_parser("pin")
-    pin.add_argument("name")
-    pin.add_argument("version", type=int)
+    pin = commands.add_parser("pin", usage="manage.py pin [NAME] VERSION")
+    pin.add_argument("words", nargs="+", metavar="[NAME] VERSION")
     args = parser.parse_args(argv)
+    if args.command == "pin":
+        if len(args.words) > 2 or not args.words[-1].isascii() or not args.words[-1].isdigit():
+            pin.error("give the version as a whole number, optionally after the model's name")
+        args.name, args.version = (args.words[0] if len(args.words) == 2 else default_name), int(args.words[-1])
 
     try:
         artifacts.check_name(args.name)
         versions = artifacts.list_versions(args.models_dir, args.name)
         if not versions:
             raise SystemExit(f"error: no versions of {args.name!r} in {args.models_dir}/")
-        current = served_version(args.models_dir, args.name)
+        current = served_version(args.models_dir, args.name, settings)
         if args.command == "versions":
             pinned = artifacts.read_pin(args.models_dir, args.name)
             for version in versions:
@@ -66,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             target = older[-1]
         artifacts.write_pin(args.models_dir, args.name, target)
         print(f"{args.name}: pinned to version {target} (was {current}); run make reload to serve it")
-        if os.environ.get("MODEL_VERSION") and args.name == default_name:
+        if settings["MODEL_VERSION"] is not None and args.name == default_name:
             print("note: MODEL_VERSION is set in this environment and wins over the pin for the default model",
                   file=sys.stderr)
         return 0

@@ -12,17 +12,18 @@ import shlex
 import sys
 from pathlib import Path
 
-from app.artifacts import ArtifactError
-from app.training import ESTIMATORS, SCORINGS, TrainingError, TrainingOptions, stderr_progress, train
+from app import config
+from app.model.artifacts import ArtifactError, list_versions
+from app.model.training import ESTIMATORS, SCORINGS, TrainingError, TrainingOptions, stderr_progress, train
 
 DEFAULT_DATA = Path("data/training.csv")
 DEFAULT_TEST = Path("data/test.csv")
 DEFAULT_COLUMNS = Path("data/columns.json")
 DEFAULT_TARGET = "Outcome"
-DEFAULT_NAME = "pima-diabetes"
+DEFAULT_NAME = config.DEFAULT_MODEL_NAME
 
 
-def parse_arguments(argv: list[str]) -> argparse.Namespace:
+def parse_arguments(argv: list[str], settings: dict) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="train.py",
         description="Fit a scikit-learn Pipeline (preprocessing included), tune it by cross-validated grid "
@@ -34,7 +35,7 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     held_out.add_argument("--test-data", type=Path, help="a separate CSV to evaluate on")
     held_out.add_argument("--test-size", type=float, help="hold out this fraction of --data instead (default 0.2)")
     parser.add_argument("--estimator", choices=ESTIMATORS, default="svm", help="svm (RBF SVM, default), logreg or rf")
-    parser.add_argument("--name", help="model name (default: pima-diabetes, or the data file's name)")
+    parser.add_argument("--name", help=f"model name (default: {DEFAULT_NAME}, or the data file's name)")
     parser.add_argument("--drop", action="append", default=[], metavar="COLUMN", help="leave a column out (repeatable)")
     parser.add_argument("--columns", type=Path, metavar="JSON",
                         help='labels, units and descriptions of the columns: {"col": {"label": .., "unit": .., "description": ..}}')
@@ -42,7 +43,11 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--scoring", choices=SCORINGS, default="neg_log_loss",
                         help="what the grid search maximises (default neg_log_loss: the service returns probabilities, so pick the best-calibrated model)")
     parser.add_argument("--seed", type=int, default=42, help="random seed: the same data and seed give the same model")
-    parser.add_argument("--models-dir", type=Path, default=Path("models"), help="where artifacts go (default models/)")
+    parser.add_argument("--models-dir", type=Path, default=Path(settings["MODELS_DIR"]),
+                        help="where artifacts go (default: MODELS_DIR, or models/)")
+    parser.add_argument("--if-missing", action="store_true",
+                        help="do nothing when the model the server serves by default (DEFAULT_MODEL) has a version "
+                             "already (make run uses this)")
     parser.add_argument("--quiet", action="store_true", help="no progress messages")
     return parser.parse_args(argv)
 
@@ -100,7 +105,14 @@ def report(metadata: dict, path: Path) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    arguments = parse_arguments(argv)
+    try:
+        settings = config.load()
+    except config.ConfigError as exc:
+        print(f"train.py: error: {exc}", file=sys.stderr)
+        return 2
+    arguments = parse_arguments(argv, settings)
+    if arguments.if_missing and list_versions(arguments.models_dir, settings["DEFAULT_MODEL"]):
+        return 0
     try:
         result = train(options_from(arguments, argv))
     except (TrainingError, ArtifactError, ValueError) as exc:

@@ -1,154 +1,20 @@
-"""The Flask application factory.
+"""sklearn-serve: scikit-learn models behind a REST API.
 
-``create_app`` reads the defaults, then the environment, then test overrides; loads and
-verifies the models once; and registers blueprints, error handlers and logging. Nothing
-happens at import time.
+Layers (docs/architecture.md): the model core (``app.model``, no Flask), the HTTP layer
+(``app.http``, Flask), the gateway (``app.gateway``, WSGI), put together by ``app.factory``;
+settings in ``app.config``. Importing the package does no work: the factory loads on first use,
+so ``train.py``, ``manage.py`` and ``gunicorn.conf.py`` can read ``app.config`` without Flask.
 """
 from __future__ import annotations
 
-import logging
-import uuid
-from typing import Any, Mapping
+from typing import Any
 
-from flask import Flask, g, request
-
-from . import config
-from .errors import register_error_handlers
-from .logs import configure_logging
-from .registry import Registry
-
-log = logging.getLogger("app")
+_FACTORY = frozenset({"create_app", "StartupError", "reload_models", "reload_keys"})
 
 
-class StartupError(RuntimeError):
-    """The service cannot serve; the message says why and how to fix it."""
+def __getattr__(name: str) -> Any:
+    if name in _FACTORY:
+        from . import factory
 
-
-def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
-    app = Flask(__name__)
-    configure(app, test_config)
-    configure_logging(app)
-    load_registry(app)
-    register_metrics(app)
-    register_blueprints(app)
-    register_error_handlers(app)
-    register_request_hooks(app)
-    enable_cors(app)
-    install_gateway(app)
-    return app
-
-
-def configure(app: Flask, test_config: Mapping[str, Any] | None) -> None:
-    app.config.from_mapping(config.DEFAULTS)
-    try:
-        app.config.from_mapping(config.from_environment())
-    except config.ConfigError as exc:
-        raise StartupError(f"configuration: {exc}") from None
-    if test_config:
-        app.config.from_mapping(test_config)
-    # Flask turns debug on from FLASK_DEBUG in the environment; nothing here runs the dev server,
-    # and debug would change error handling in production, so it is off whatever the environment says.
-    app.config["DEBUG"] = False
-    app.json.sort_keys = False  # keep "model" before "predictions", fields in schema order
-    app.json.compact = True
-
-
-def read_registry(app: Flask) -> Registry:
-    return Registry.load(app.config["MODELS_DIR"], app.config["DEFAULT_MODEL"], app.config["MODEL_VERSION"],
-                         fast=app.config["FAST_PATH"])
-
-
-def load_registry(app: Flask) -> None:
-    registry = read_registry(app)
-    app.extensions["registry"] = registry
-    reason = registry.problem()
-    if reason is None:
-        model = registry.get()
-        app.logger.info("serving %s by default", model.tag)
-    elif app.config["EXIT_IF_UNREADY"]:
-        raise StartupError(reason)
-    else:
-        app.logger.error("not ready: %s", reason)
-
-
-def reload_models(app: Flask) -> str | None:
-    """Load the models again (gunicorn's HUP, in the master before it forks new workers).
-
-    The new set replaces the old only if it can serve the default model; otherwise the old one
-    keeps serving and the reason is returned and logged, so a bad new version cannot take the
-    service down.
-    """
-    fresh = read_registry(app)
-    reason = fresh.problem()
-    current = app.extensions.get("registry")
-    if reason is not None and current is not None and current.problem() is None:
-        log.error("reload refused, still serving %s: %s", current.get().tag, reason)
-        return reason
-    app.extensions["registry"] = fresh
-    log.info("reloaded: serving %s by default", fresh.get().tag if reason is None else "nothing")
-    return reason
-
-
-def reload_keys(app: Flask) -> None:
-    """Read API_KEYS_FILE again (HUP), so keys rotate without a restart; a bad file keeps the old keys."""
-    from .auth import ApiKeys
-
-    gateway = app.extensions["gateway"]
-    try:
-        keys = ApiKeys.from_config(app.config)
-    except config.ConfigError as exc:
-        log.error("API keys not reloaded, the old ones stay in force: %s", exc)
-        return
-    if keys is None and gateway.keys is not None:
-        log.error("API keys not reloaded: the new configuration holds none, and authentication stays on")
-        return
-    gateway.keys = keys
-
-
-def register_metrics(app: Flask) -> None:
-    if app.config["METRICS"]:
-        from .metrics import Metrics
-
-        app.extensions["metrics"] = Metrics()
-
-
-def register_blueprints(app: Flask) -> None:
-    from . import api, health, metrics, openapi, web
-
-    app.register_blueprint(health.bp)
-    app.register_blueprint(api.bp)
-    app.register_blueprint(web.bp)
-    if app.config["METRICS"]:
-        app.register_blueprint(metrics.bp)
-    openapi.register_docs(app)
-
-
-def register_request_hooks(app: Flask) -> None:
-    @app.before_request
-    def note_request() -> None:
-        # The gateway assigned the id; the route template labels this request in the metrics.
-        g.request_id = request.environ.get("app.request_id") or uuid.uuid4().hex
-        if request.url_rule is not None:
-            request.environ["app.route"] = request.url_rule.rule
-
-
-def enable_cors(app: Flask) -> None:
-    """Cross-origin calls from the configured origins only; off by default."""
-    origins = list(app.config["CORS_ORIGINS"])
-    if not origins:
-        return
-    from flask_cors import CORS
-
-    from .gateway import CORS_EXPOSED_HEADERS
-
-    CORS(app, origins=origins, allow_headers=["Content-Type", "Authorization", "X-API-Key", "X-Request-ID"],
-         expose_headers=list(CORS_EXPOSED_HEADERS), methods=["GET", "POST"], max_age=600)
-
-
-def install_gateway(app: Flask) -> None:
-    from .gateway import Gateway
-
-    try:
-        app.wsgi_app = app.extensions["gateway"] = Gateway(app, app.wsgi_app)
-    except config.ConfigError as exc:
-        raise StartupError(f"configuration: {exc}") from None
+        return getattr(factory, name)
+    raise AttributeError(f"module 'app' has no attribute {name!r}")

@@ -1,37 +1,19 @@
-"""Every setting the service reads, its default, and how it is parsed from the environment.
+"""Every setting of the service and of its gunicorn server: name, default, parser, one place.
 
-Order of precedence (as in the Flask tutorial): these defaults, then environment variables,
+Read by ``create_app``, ``gunicorn.conf.py``, ``train.py`` and ``manage.py``, so a variable is
+parsed and checked once and a bad value is one line naming it. Imports nothing heavy: the
+command-line tools and gunicorn's config file read it before NumPy or Flask are loaded.
+
+Order of precedence (as in the Flask tutorial): the defaults here, then environment variables,
 then the ``test_config`` passed to ``create_app``.
 """
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-DEFAULTS: dict[str, Any] = {
-    "MODELS_DIR": "models",
-    "DEFAULT_MODEL": "pima-diabetes",
-    "MODEL_VERSION": None,  # pin the default model to one version; None serves the newest
-    "MAX_CONTENT_LENGTH": 16 * 1024 * 1024,  # bytes in one request body
-    "MAX_BATCH_ROWS": 10_000,
-    "MAX_LISTED_ERRORS": 100,
-    "LOG_LEVEL": "INFO",
-    "LOG_FORMAT": "text",  # or json
-    "EXIT_IF_UNREADY": True,  # refuse to start when the default model cannot be served
-    "FAST_PATH": True,  # serve with the compiled NumPy path where it matches scikit-learn
-    "HOT_PATH": True,  # answer plain single JSON predictions without Flask's request machinery
-    # Authentication: off unless keys are given. Keys are secrets: never logged, never echoed.
-    "API_KEYS": (),  # comma-separated in the environment
-    "API_KEYS_FILE": None,  # one key per line; blank lines and # comments ignored
-    # Rate limiting: off unless a limit is given, e.g. "100/second;3000/minute" (the limits syntax).
-    "RATE_LIMIT": None,
-    "RATE_LIMIT_STORAGE_URI": "memory://",  # per worker; redis://host:6379 shares one count
-    "RATE_LIMIT_STRATEGY": "sliding-window-counter",
-    "CORS_ORIGINS": (),  # off unless set: comma-separated origins allowed to call the API
-    "METRICS": True,  # Prometheus /metrics
-    "ACCESS_LOG": True,  # one line per request: method, path, status, time, request id (never bodies)
-}
-
+DEFAULT_MODEL_NAME = "pima-diabetes"  # the model train.py builds without options, and serves by default
 MIN_KEY_LENGTH = 16
 
 
@@ -39,17 +21,25 @@ class ConfigError(ValueError):
     """A setting with a value the service cannot use."""
 
 
-def _positive_int(name: str, text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise ConfigError(f"{name} must be a whole number, got {text!r}") from None
-    if value < 1:
-        raise ConfigError(f"{name} must be at least 1, got {value}")
-    return value
+Parser = Callable[[str, str], Any]
 
 
-def _boolean(name: str, text: str) -> bool:
+# ---- parsers: (name, text) -> value, or ConfigError naming the variable ----------------------
+def whole(minimum: int = 1, maximum: int | None = None) -> Parser:
+    def parse(name: str, text: str) -> int:
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise ConfigError(f"{name} must be a whole number, got {text!r}") from None
+        if value < minimum:
+            raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise ConfigError(f"{name} must be at most {maximum}, got {value}")
+        return value
+    return parse
+
+
+def boolean(name: str, text: str) -> bool:
     lowered = text.strip().lower()
     if lowered in ("1", "true", "yes", "on"):
         return True
@@ -58,43 +48,44 @@ def _boolean(name: str, text: str) -> bool:
     raise ConfigError(f"{name} must be true or false, got {text!r}")
 
 
-def _choice(*choices: str) -> Callable[[str, str], str]:
+def choice(*choices: str, upper: bool = False) -> Parser:
+    allowed = [c.upper() if upper else c for c in choices]
+
     def parse(name: str, text: str) -> str:
-        value = text.strip().lower() if name != "LOG_LEVEL" else text.strip().upper()
-        allowed = [c.upper() if name == "LOG_LEVEL" else c for c in choices]
+        value = text.strip().upper() if upper else text.strip().lower()
         if value not in allowed:
             raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {text!r}")
         return value
     return parse
 
 
-def _keys(name: str, text: str) -> tuple[str, ...]:
+def keys(name: str, text: str) -> tuple[str, ...]:
     """Comma-separated secrets; messages name a key by its position, never by its value."""
-    keys = tuple(part.strip() for part in text.split(",") if part.strip())
-    check_keys(name, keys)
-    return keys
+    found = tuple(part.strip() for part in text.split(",") if part.strip())
+    check_keys(name, found)
+    return found
 
 
-def check_keys(source: str, keys: tuple[str, ...]) -> None:
-    if not keys:
+def check_keys(source: str, found: tuple[str, ...]) -> None:
+    if not found:
         raise ConfigError(f"{source} is set but holds no key")
-    for position, key in enumerate(keys, 1):
+    for position, key in enumerate(found, 1):
         if len(key) < MIN_KEY_LENGTH or any(c.isspace() or not c.isprintable() for c in key):
             raise ConfigError(
                 f"{source}: key {position} must be at least {MIN_KEY_LENGTH} printable characters without spaces "
                 "(make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))')")
 
 
-def _origins(name: str, text: str) -> tuple[str, ...]:
-    origins = tuple(part.strip().rstrip("/") for part in text.split(",") if part.strip())
-    for origin in origins:
+def origins(name: str, text: str) -> tuple[str, ...]:
+    found = tuple(part.strip().rstrip("/") for part in text.split(",") if part.strip())
+    for origin in found:
         if origin != "*" and not origin.startswith(("http://", "https://")):
             raise ConfigError(f"{name}: {origin!r} is not an origin like https://app.example.com (or *)")
-    return origins
+    return found
 
 
-def _rate_limit(name: str, text: str) -> str:
-    from limits import parse_many
+def rate_limit(name: str, text: str) -> str:
+    from limits import parse_many  # small, and only when a limit is set
 
     try:
         limits = parse_many(text)
@@ -105,36 +96,77 @@ def _rate_limit(name: str, text: str) -> str:
     return text.strip()
 
 
-def _text(name: str, text: str) -> str:
-    if not text.strip():
+def text(name: str, value: str) -> str:
+    if not value.strip():
         raise ConfigError(f"{name} is set but empty")
-    return text.strip()
+    return value.strip()
 
 
-PARSERS: dict[str, Callable[[str, str], Any]] = {
-    "MODELS_DIR": _text,
-    "DEFAULT_MODEL": _text,
-    "MODEL_VERSION": _positive_int,
-    "MAX_CONTENT_LENGTH": _positive_int,
-    "MAX_BATCH_ROWS": _positive_int,
-    "MAX_LISTED_ERRORS": _positive_int,
-    "LOG_LEVEL": _choice("debug", "info", "warning", "error"),
-    "LOG_FORMAT": _choice("text", "json"),
-    "EXIT_IF_UNREADY": _boolean,
-    "FAST_PATH": _boolean,
-    "HOT_PATH": _boolean,
-    "API_KEYS": _keys,
-    "API_KEYS_FILE": _text,
-    "RATE_LIMIT": _rate_limit,
-    "RATE_LIMIT_STORAGE_URI": _text,
-    "RATE_LIMIT_STRATEGY": _choice("fixed-window", "sliding-window-counter", "moving-window"),
-    "CORS_ORIGINS": _origins,
-    "METRICS": _boolean,
-    "ACCESS_LOG": _boolean,
+# ---- the settings -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Setting:
+    default: Any
+    parse: Parser
+    server: bool = False  # read by gunicorn.conf.py rather than by the app
+
+
+SETTINGS: dict[str, Setting] = {
+    # models
+    "MODELS_DIR": Setting("models", text),
+    "DEFAULT_MODEL": Setting(DEFAULT_MODEL_NAME, text),
+    "MODEL_VERSION": Setting(None, whole()),  # pin the default model to one version; None serves the newest
+    "EXIT_IF_UNREADY": Setting(True, boolean),  # refuse to start when the default model cannot be served
+    "COMPILED_MODELS": Setting(True, boolean),  # serve with the compiled NumPy backend where it matches scikit-learn
+    # requests
+    "MAX_CONTENT_LENGTH": Setting(16 * 1024 * 1024, whole()),  # bytes in one request body
+    "MAX_BATCH_ROWS": Setting(10_000, whole()),
+    "MAX_LISTED_ERRORS": Setting(100, whole()),
+    "DIRECT_PATH": Setting(True, boolean),  # answer plain JSON predictions without Flask's request machinery
+    # gateway: authentication is off unless keys are given; keys are never logged, never echoed
+    "API_KEYS": Setting((), keys),  # comma-separated in the environment
+    "API_KEYS_FILE": Setting(None, text),  # one key per line; blank lines and # comments ignored
+    "RATE_LIMIT": Setting(None, rate_limit),  # off unless set, e.g. "100/second;3000/minute"
+    "RATE_LIMIT_STORAGE_URI": Setting("memory://", text),  # per worker; redis://host:6379 shares one count
+    "RATE_LIMIT_STRATEGY": Setting("sliding-window-counter",
+                                   choice("fixed-window", "sliding-window-counter", "moving-window")),
+    "CORS_ORIGINS": Setting((), origins),  # off unless set: comma-separated origins allowed to call the API
+    "METRICS": Setting(True, boolean),  # Prometheus /metrics
+    # logs
+    "LOG_LEVEL": Setting("INFO", choice("debug", "info", "warning", "error", upper=True)),
+    "LOG_FORMAT": Setting("text", choice("text", "json")),
+    "ACCESS_LOG": Setting(True, boolean),  # one line per request, never bodies, query strings or keys
+    # gunicorn
+    "HOST": Setting("0.0.0.0", text, server=True),
+    "PORT": Setting(8000, whole(1, 65535), server=True),
+    "WORKERS": Setting(max(2, os.cpu_count() or 1), whole(1, 256), server=True),
+    "TIMEOUT": Setting(30, whole(), server=True),
+    "GRACEFUL_TIMEOUT": Setting(30, whole(), server=True),
+    "KEEPALIVE": Setting(5, whole(0), server=True),
+    "MAX_REQUESTS": Setting(0, whole(0), server=True),
+    "MAX_REQUESTS_JITTER": Setting(0, whole(0), server=True),
+    "LIMIT_REQUEST_LINE": Setting(4094, whole(0, 8190), server=True),
+    "LIMIT_REQUEST_FIELDS": Setting(100, whole(1, 32768), server=True),
+    "LIMIT_REQUEST_FIELD_SIZE": Setting(8190, whole(0), server=True),
+    "PIDFILE": Setting(None, text, server=True),
 }
+# Earlier names, still read when the new one is not set.
+RENAMED = {"FAST_PATH": "COMPILED_MODELS", "HOT_PATH": "DIRECT_PATH"}
+DEFAULTS: dict[str, Any] = {name: setting.default for name, setting in SETTINGS.items()}
 
 
 def from_environment(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The settings present in the environment, parsed; a bad value raises ConfigError."""
     environ = os.environ if environ is None else environ
-    return {name: parse(name, environ[name]) for name, parse in PARSERS.items() if environ.get(name, "") != ""}
+    found = {}
+    for old, new in RENAMED.items():
+        if environ.get(old, "") != "" and environ.get(new, "") == "":
+            found[new] = SETTINGS[new].parse(old, environ[old])
+    for name, setting in SETTINGS.items():
+        if environ.get(name, "") != "":
+            found[name] = setting.parse(name, environ[name])
+    return found
+
+
+def load(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Every setting: the defaults, overridden by the environment."""
+    return {**DEFAULTS, **from_environment(environ)}

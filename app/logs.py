@@ -1,15 +1,18 @@
-"""Logging for the app: one handler on the ``app`` logger, text or JSON lines."""
+"""Logging for the app: one handler on the ``app`` logger, text or JSON lines.
+
+The JSON lines carry the id of the request being answered, which the gateway puts in
+``REQUEST_ID`` (a context variable), so this module needs no Flask and gunicorn's own lines use
+the same formatter (gunicorn.conf.py).
+"""
 from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 import time
+from contextvars import ContextVar
 
-import orjson
-
-from flask import Flask, g, has_request_context
+REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 
 class JsonFormatter(logging.Formatter):
@@ -20,9 +23,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        request_id = getattr(record, "request_id", None)
-        if request_id is None and has_request_context():
-            request_id = g.get("request_id")
+        request_id = getattr(record, "request_id", None) or REQUEST_ID.get()
         if request_id:
             entry["request_id"] = request_id
         http = getattr(record, "http", None)
@@ -33,64 +34,15 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry)
 
 
-def configure_logging(app: Flask) -> None:
+def configure_logging(level: str, log_format: str) -> None:
     logger = logging.getLogger("app")
-    logger.setLevel(app.config["LOG_LEVEL"])
+    logger.setLevel(level)
     logger.propagate = False
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
     handler = logging.StreamHandler(sys.stderr)
-    if app.config["LOG_FORMAT"] == "json":
+    if log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logger.addHandler(handler)
-
-
-class AccessLog:
-    """One line per request, written straight to stderr's file descriptor.
-
-    Going through ``logging`` costs about 40 us a line (caller lookup, record, formatter), more
-    than a whole single-row prediction; this writes the same line (text or the JSON above) in
-    one system call, which also keeps lines from different threads whole.
-    Request bodies, query strings and keys are never passed in, so they cannot be logged.
-    """
-
-    def __init__(self, json_lines: bool):
-        self.json_lines = json_lines
-        self._second = -1
-        self._stamp = ""
-        try:
-            descriptor = sys.stderr.fileno()
-            self._write = lambda line: os.write(descriptor, line)
-        except (AttributeError, OSError, ValueError):  # stderr replaced by an object without a descriptor
-            self._write = lambda line: (sys.stderr.write(line.decode()), sys.stderr.flush())
-
-    def _now(self) -> tuple[float, str]:
-        now = time.time()
-        second = int(now)
-        if second != self._second:
-            self._second = second
-            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        return now, self._stamp
-
-    def write(self, method: str, path: str, route: str, status: int, seconds: float, request_id: str,
-              client: str | None) -> None:
-        now, stamp = self._now()
-        milliseconds = round(seconds * 1000, 3)
-        if self.json_lines:
-            line = orjson.dumps({
-                "time": f"{stamp}.{int(now % 1 * 1000):03d}Z", "level": "info", "logger": "app.access",
-                "message": f"{method} {path} {status}", "request_id": request_id,
-                "http": {"method": method, "path": path, "route": route, "status": status,
-                         "duration_ms": milliseconds, "client": client},
-            }) + b"\n"
-        else:
-            if not path.isprintable():  # a decoded %0A must not start a forged line
-                path = path.encode("unicode_escape").decode("ascii")
-            line = f"{stamp}Z INFO app.access: {method} {path} {status} {milliseconds}ms rid={request_id} " \
-                   f"client={client}\n".encode("utf-8", "backslashreplace")
-        try:
-            self._write(line)
-        except OSError:
-            pass  # a closed or full log pipe must not fail the request

@@ -2,7 +2,7 @@
 
 What most "turn your model into an API" tutorials write: the model loaded at import time, a
 pandas DataFrame built per request, ``predict`` and ``predict_proba`` called separately, and
-Flask's standard JSON. Run: MODEL_FILE=models/pima-diabetes/1/model.joblib gunicorn bench.baseline_app:app
+Flask's standard JSON. Run: MODEL_FILE=models/<name>/1/model.joblib gunicorn bench.baseline_app:app
 """
 import os
 

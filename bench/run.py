@@ -28,6 +28,9 @@ from pathlib import Path
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from app.config import DEFAULT_MODEL_NAME  # noqa: E402 - the project's root is on the path now
+
 BIN = Path(sys.executable).parent
 CACHE = ROOT / "build" / "bench-models"
 
@@ -59,7 +62,7 @@ def ensure_wrk() -> str:
 
 def ensure_models() -> Path:
     """The default SVM and a 100-tree forest, trained once into build/bench-models."""
-    for name, extra in (("pima-diabetes", []), ("pima-rf", ["--estimator", "rf", "--name", "pima-rf"])):
+    for name, extra in ((DEFAULT_MODEL_NAME, []), ("pima-rf", ["--estimator", "rf", "--name", "pima-rf"])):
         if not list((CACHE / name).glob("*/metadata.json")):
             print(f"training {name} for the benchmark...", file=sys.stderr)
             subprocess.run([str(BIN / "python"), "train.py", "--quiet", "--models-dir", str(CACHE), *extra],
@@ -272,7 +275,7 @@ def main() -> int:
     results: list[Result] = []
     with tempfile.TemporaryDirectory() as folder:
         bodies = write_bodies(Path(folder))
-        for label, model in (("SVM", "pima-diabetes"), ("RF", "pima-rf")):
+        for label, model in (("SVM", DEFAULT_MODEL_NAME), ("RF", "pima-rf")):
             with Server("wsgi:app", 2, MODELS_DIR=str(models), DEFAULT_MODEL=model) as server:
                 results.append(run_wrk(wrk, f"service {label}: GET /health", server.url + "/health", seconds, connections))
                 results.append(run_wrk(wrk, f"service {label}: POST /predict, 1 row", server.url + "/predict",

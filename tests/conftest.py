@@ -10,12 +10,21 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from app import create_app
-from app.training import TrainingOptions, train
+from app import config, create_app
+from app.model.training import TrainingOptions, train
 from tests.datasets import titanic_like, write_csv
 
 ROOT = Path(__file__).resolve().parent.parent
-PIMA = "pima-diabetes"
+PIMA = config.DEFAULT_MODEL_NAME
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_settings_from_the_shell():
+    """A developer's API_KEYS, RATE_LIMIT or PORT must not leak into the apps and servers tests start."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in (*config.SETTINGS, *config.RENAMED, "PROMETHEUS_MULTIPROC_DIR"):
+            patch.delenv(name, raising=False)
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -50,6 +59,14 @@ def client(app):
     return app.test_client()
 
 
+@pytest.fixture
+def make_app(models_dir):
+    """An app over the session's models with these settings (e.g. API_KEYS=(KEY,))."""
+    def make(**settings):
+        return create_app({"TESTING": True, "MODELS_DIR": str(models_dir), **settings})
+    return make
+
+
 @pytest.fixture(scope="session")
 def test_rows() -> pd.DataFrame:
     return pd.read_csv(ROOT / "data" / "test.csv")
@@ -58,6 +75,4 @@ def test_rows() -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def env_without_settings() -> dict:
     """The environment minus the service's own settings, so a developer's shell cannot leak in."""
-    from app.config import PARSERS
-
-    return {k: v for k, v in os.environ.items() if k not in PARSERS}
+    return {k: v for k, v in os.environ.items() if k not in config.SETTINGS}

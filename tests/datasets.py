@@ -1,10 +1,16 @@
 """Small data sets the tests generate, so they need no downloads."""
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from app.model.contract import Schema
+from app.model.describe import describe_frame
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def titanic_like(rows: int = 200, seed: int = 0) -> pd.DataFrame:
@@ -33,3 +39,9 @@ def titanic_like(rows: int = 200, seed: int = 0) -> pd.DataFrame:
 def write_csv(frame: pd.DataFrame, path: Path) -> Path:
     frame.to_csv(path, index=False)
     return path
+
+
+@functools.lru_cache(maxsize=None)
+def pima_schema() -> Schema:
+    """The Pima training data's input contract, as training records it."""
+    return describe_frame(pd.read_csv(ROOT / "data" / "training.csv").drop(columns="Outcome"))

@@ -6,36 +6,10 @@ import json
 import pytest
 
 from app import StartupError, create_app
+from tests.checks import assert_prediction
+from tests.records import COLUMNS, CSV_HEADER, CSV_ROW, PASSENGER, QUERY, RECORD, with_
 
-RECORD = {"Pregnancies": 6, "Glucose": 148, "BloodPressure": 72, "SkinThickness": 35, "BMI": 33.6,
-          "DiabetesPedigreeFunction": 0.627, "Age": 50}
-COLUMNS = list(RECORD)
-CSV_HEADER = ",".join(COLUMNS)
-CSV_ROW = ",".join(str(v) for v in RECORD.values())
-QUERY = "&".join(f"{k}={v}" for k, v in RECORD.items())
 PROBLEM_KEYS = {"type", "title", "status", "detail", "request_id"}
-
-
-def with_(**changes):
-    record = dict(RECORD)
-    for key, value in changes.items():
-        if value is ...:
-            record.pop(key)
-        else:
-            record[key] = value
-    return record
-
-
-def assert_prediction(body, rows=1, name="pima-diabetes"):
-    assert body["model"]["name"] == name and isinstance(body["model"]["version"], int)
-    assert len(body["predictions"]) == rows
-    for prediction in body["predictions"]:
-        assert prediction["label"] in (0, 1)
-        assert set(prediction["probabilities"]) == {"0", "1"}
-        assert abs(sum(prediction["probabilities"].values()) - 1) < 1e-9
-        best = max(prediction["probabilities"], key=prediction["probabilities"].get)
-        assert str(prediction["label"]) == best
-        assert isinstance(prediction["warnings"], list)
 
 
 # ---- success ----------------------------------------------------------------------------------
@@ -102,8 +76,7 @@ def test_model_and_version_can_be_chosen(client):
 
 
 def test_a_model_with_categories_predicts_and_names_its_classes(client):
-    passenger = {"Sex": "female", "Pclass": 1, "Age": None, "Fare": 80.0, "Embarked": "C", "Name": "Ann"}
-    response = client.post("/predict?model=titanic", json=passenger)
+    response = client.post("/predict?model=titanic", json=PASSENGER)
     assert response.status_code == 200, response.json
     assert response.json["model"]["name"] == "titanic"
     assert set(response.json["predictions"][0]["probabilities"]) == {"0", "1"}
@@ -299,18 +272,6 @@ def test_a_pinned_version_is_served(models_dir):
     assert app.test_client().post("/predict", json=RECORD).json["model"]["version"] == 1
     with pytest.raises(StartupError, match="has no version 7"):
         create_app({"MODELS_DIR": str(models_dir), "MODEL_VERSION": 7})
-
-
-@pytest.mark.parametrize("name, value, words", [
-    ("MAX_BATCH_ROWS", "many", "whole number"),
-    ("MAX_BATCH_ROWS", "0", "at least 1"),
-    ("LOG_FORMAT", "xml", "one of text, json"),
-    ("EXIT_IF_UNREADY", "maybe", "true or false"),
-])
-def test_bad_settings_stop_startup_with_a_clear_message(monkeypatch, models_dir, name, value, words):
-    monkeypatch.setenv(name, value)
-    with pytest.raises(StartupError, match=f"{name} .*{words}"):
-        create_app({"MODELS_DIR": str(models_dir)})
 
 
 @pytest.mark.parametrize("change, words", [

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from sklearn.dummy import DummyClassifier
 
-from app import artifacts
+from app.model import artifacts
 
 METADATA = {"schema": {"features": []}, "classes": [0, 1]}
 

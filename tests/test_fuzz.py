@@ -1,7 +1,7 @@
-"""Property tests of POST /predict through the whole in-process stack (Gateway, hot path, Flask).
+"""Property tests of POST /predict through the whole in-process stack (gateway, direct path, Flask).
 
 * Any JSON value as the body gets a client error or a prediction, as JSON, never a 5xx, and the
-  hot path and the Flask path give the same answer.
+  direct path and the Flask path give the same answer.
 * Any valid rows within the ranges seen in training get exactly the artifact's own offline
   ``predict`` labels and ``predict_proba`` probabilities.
 """
@@ -15,8 +15,9 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from app import artifacts, config, create_app
-from app.schema import Schema
+from app import create_app
+from app.model import artifacts
+from app.model.contract import Schema
 from tests.conftest import PIMA
 
 MAX_ROWS = 24  # above the decoder's 16-row switch to its vectorised checks
@@ -30,18 +31,10 @@ FIELDS = ["Pregnancies", "Glucose", "BloodPressure", "SkinThickness", "BMI", "Di
 ENVELOPES = ["instances", "inputs", "dataframe_records", "dataframe_split"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def no_settings_from_the_shell():
-    with pytest.MonkeyPatch.context() as patch:
-        for name in (*config.PARSERS, "PROMETHEUS_MULTIPROC_DIR"):
-            patch.delenv(name, raising=False)
-        yield
-
-
 @pytest.fixture(scope="module")
 def apps(models_dir):
     base = {"TESTING": True, "MODELS_DIR": str(models_dir), "MAX_BATCH_ROWS": MAX_ROWS, "MAX_CONTENT_LENGTH": MAX_BYTES}
-    return {"hot": create_app({**base, "HOT_PATH": True}), "flask": create_app({**base, "HOT_PATH": False})}
+    return {"direct": create_app({**base, "DIRECT_PATH": True}), "flask": create_app({**base, "DIRECT_PATH": False})}
 
 
 # ---- any JSON -------------------------------------------------------------------------------
@@ -106,9 +99,9 @@ def test_any_json_body_gets_a_prediction_or_a_client_error_never_a_5xx(apps, pay
         else:
             assert response.mimetype == "application/problem+json"
             assert document["status"] == response.status_code and document["request_id"] == "fuzz-request"
-    hot, flask = answers["hot"], answers["flask"]
-    event(f"status {hot.status_code}")  # pytest --hypothesis-show-statistics shows the mix
-    assert (hot.status_code, hot.data) == (flask.status_code, flask.data), body[:300]
+    direct, flask = answers["direct"], answers["flask"]
+    event(f"status {direct.status_code}")  # pytest --hypothesis-show-statistics shows the mix
+    assert (direct.status_code, direct.data) == (flask.status_code, flask.data), body[:300]
 
 
 @FUZZ
@@ -143,7 +136,7 @@ def test_any_bytes_get_an_answer_in_json_never_a_5xx(apps, body, content_type):
     for name, response in answers.items():
         assert response.status_code in {200} | CLIENT_ERRORS, (name, body[:300], response.get_data(as_text=True))
         json.loads(response.get_data(as_text=True))
-    assert answers["hot"].data == answers["flask"].data, body[:300]
+    assert answers["direct"].data == answers["flask"].data, body[:300]
 
 
 # ---- valid rows: the served answer is the artifact's own --------------------------------------

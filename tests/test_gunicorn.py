@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 import requests
 
-from app import artifacts
+from app.model import artifacts
 from tests import server
 from tests.conftest import ROOT
-from tests.test_api import COLUMNS, QUERY, RECORD
+from tests.records import COLUMNS, QUERY, RECORD
 
 pytestmark = pytest.mark.integration
 

@@ -12,9 +12,9 @@ import pytest
 import requests
 
 from app import StartupError, create_app
-from app.ratelimit import RateLimiter
+from app.gateway.ratelimit import RateLimiter
 from tests import server
-from tests.test_api import RECORD
+from tests.records import RECORD
 
 KEY = "operational-key-0123456789"
 

@@ -14,7 +14,7 @@ import redis
 import requests
 
 from tests import server
-from tests.test_api import RECORD
+from tests.records import RECORD
 from tests.tools import apt_install
 
 pytestmark = pytest.mark.integration

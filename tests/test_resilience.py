@@ -23,10 +23,10 @@ from typing import Iterator
 import pytest
 import requests
 
-from app.training import TrainingOptions, train
+from app.model.training import TrainingOptions, train
 from tests import server, tools
 from tests.conftest import ROOT
-from tests.test_api import RECORD
+from tests.records import RECORD
 
 pytestmark = pytest.mark.integration
 

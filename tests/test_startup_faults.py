@@ -21,15 +21,14 @@ import pytest
 import requests
 import sklearn
 
-from app import artifacts
-from app.config import PARSERS
+from app.model import artifacts
+from app.config import SETTINGS
 from tests import server
 from tests.conftest import PIMA
-from tests.test_api import QUERY, RECORD
+from tests.records import PASSENGER, QUERY, RECORD
 
 pytestmark = pytest.mark.integration
 
-PASSENGER = {"Sex": "female", "Pclass": 1, "Age": None, "Fare": 80.0, "Embarked": "C", "Name": "Ann"}
 EXIT_SECONDS = 60
 ONE_LINE = "error: cannot start:"
 
@@ -98,7 +97,7 @@ FAULTS = {
 @pytest.fixture(params=list(FAULTS), ids=list(FAULTS))
 def damaged(request, models_dir, tmp_path, monkeypatch) -> tuple[Path, Fault, list[str]]:
     """A damaged private copy of the session's models, and an environment free of the service's settings."""
-    for name in (*PARSERS, "GUNICORN_CMD_ARGS", "WEB_CONCURRENCY"):
+    for name in (*SETTINGS, "GUNICORN_CMD_ARGS", "WEB_CONCURRENCY"):
         monkeypatch.delenv(name, raising=False)  # a developer's shell must not change "default settings"
     models = tmp_path / "models"
     shutil.copytree(models_dir, models)

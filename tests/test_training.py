@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from app import artifacts
-from app.training import TrainingError, TrainingOptions, train
+from app.model import artifacts
+from app.model.training import TrainingError, TrainingOptions, train
 from tests.conftest import ROOT
 from tests.datasets import titanic_like, write_csv
 

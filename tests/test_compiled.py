@@ -1,19 +1,18 @@
-"""The compiled NumPy path gives scikit-learn's predictions, for every supported estimator."""
+"""The compiled backend gives scikit-learn's predictions, for every supported estimator."""
 from __future__ import annotations
 
-import functools
 
 import numpy as np
-import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app import artifacts, fastpath
-from app.schema import Decoded, InvalidRows, Schema, describe_frame, matrix_from_frame
-from app.training import TrainingOptions, train
+from app.model import artifacts, compiled
+from app.model.contract import Decoded, Schema
+from app.model.describe import matrix_from_frame
+from app.model.training import TrainingOptions, train
 from tests.conftest import ROOT
-from tests.datasets import titanic_like, write_csv
+from tests.datasets import pima_schema, titanic_like, write_csv
 
 TOLERANCE = 1e-5  # the promise; in practice differences are ~1e-13
 
@@ -46,9 +45,9 @@ def schema_of(artifact) -> Schema:
 
 def assert_same(artifact, matrix):
     schema = schema_of(artifact)
-    compiled = fastpath.compile_pipeline(artifact.model, schema)
+    program = compiled.compile_pipeline(artifact.model, schema)
     expected = artifact.model.predict_proba(_frame(schema, matrix))
-    got = compiled.predict_proba(matrix)
+    got = program.predict_proba(matrix)
     assert np.array_equal(got.argmax(axis=1), expected.argmax(axis=1))
     assert np.abs(got - expected).max() <= TOLERANCE
 
@@ -58,11 +57,11 @@ def _frame(schema, matrix):
 
 
 def test_every_estimator_compiles(models_dir, pima_rf, titanic_models):
-    kinds = {fastpath.compile_pipeline(a.model, schema_of(a)).kind for a in models(models_dir, pima_rf, titanic_models)}
+    kinds = {compiled.compile_pipeline(a.model, schema_of(a)).kind for a in models(models_dir, pima_rf, titanic_models)}
     assert kinds == {"calibrated-svm", "random-forest", "logistic-regression"}
 
 
-def test_fast_path_equals_scikit_learn_on_the_test_set(models_dir, pima_rf, test_rows):
+def test_compiled_model_equals_scikit_learn_on_the_test_set(models_dir, pima_rf, test_rows):
     for artifact in (artifacts.load(models_dir / "pima-diabetes" / "1"), pima_rf):
         matrix, usable = matrix_from_frame(schema_of(artifact), test_rows)
         assert usable.all()
@@ -71,7 +70,7 @@ def test_fast_path_equals_scikit_learn_on_the_test_set(models_dir, pima_rf, test
             assert_same(artifact, row[None, :])
 
 
-def test_fast_path_equals_scikit_learn_on_generated_titanic_rows(titanic_models):
+def test_compiled_model_equals_scikit_learn_on_generated_titanic_rows(titanic_models):
     for artifact in titanic_models.values():
         frame = titanic_like(300, seed=11)
         matrix, usable = matrix_from_frame(schema_of(artifact), frame)
@@ -96,53 +95,24 @@ def valid_rows(schema: Schema):
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
-def test_property_fast_path_equals_scikit_learn_on_any_valid_input(models_dir, pima_rf, titanic_models, data):
+def test_property_compiled_model_equals_scikit_learn_on_any_valid_input(models_dir, pima_rf, titanic_models, data):
     for artifact in models(models_dir, pima_rf, titanic_models):
         assert_same(artifact, data.draw(valid_rows(schema_of(artifact))))
 
 
-@settings(max_examples=150, deadline=None)
-@given(rows=st.lists(st.fixed_dictionaries({
-    "Pregnancies": st.one_of(st.integers(-5, 20), st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=3)),
-    "Glucose": st.one_of(st.integers(0, 300), st.none(), st.booleans()),
-    "BloodPressure": st.one_of(st.floats(0, 200), st.none()),
-    "SkinThickness": st.one_of(st.integers(0, 100), st.none()),
-    "BMI": st.one_of(st.floats(10, 70), st.none(), st.just(float("nan"))),
-    "DiabetesPedigreeFunction": st.one_of(st.floats(0, 3), st.integers(-10**20, 10**20)),
-    "Age": st.integers(0, 120),
-}), min_size=1, max_size=8))
-def test_property_bulk_and_per_value_decoding_agree(rows):
-    """The bulk decoder either declines or gives exactly what the per-value decoder gives."""
-    schema = pima_schema()
-    bulk = schema._fast.records(rows)
-    try:
-        careful = schema.decode_records(rows, bulk=False)
-    except InvalidRows:
-        assert bulk is None
-        return
-    if bulk is not None:
-        assert np.array_equal(bulk.matrix, careful.matrix, equal_nan=True)
-        assert bulk.warnings == careful.warnings
-
-
-@functools.lru_cache(maxsize=None)
-def pima_schema() -> Schema:
-    return describe_frame(pd.read_csv(ROOT / "data" / "training.csv").drop(columns="Outcome"))
-
-
-def test_a_model_the_fast_path_cannot_replicate_is_served_by_scikit_learn(tmp_path):
+def test_a_model_the_compiled_backend_cannot_replicate_is_served_by_scikit_learn(tmp_path):
     from sklearn.neighbors import KNeighborsClassifier
     from sklearn.pipeline import Pipeline
 
     pipeline = Pipeline([("classifier", KNeighborsClassifier())]).fit([[0.0], [1.0], [2.0]], [0, 1, 1])
-    with pytest.raises(fastpath.Unsupported):
-        fastpath.compile_pipeline(pipeline, pima_schema())
+    with pytest.raises(compiled.Unsupported):
+        compiled.compile_pipeline(pipeline, pima_schema())
 
 
-def test_a_compiled_path_that_disagrees_is_refused(models_dir):
+def test_a_compiled_model_that_disagrees_is_refused(models_dir):
     artifact = artifacts.load(models_dir / "pima-diabetes" / "1")
     schema = schema_of(artifact)
-    compiled = fastpath.compile_pipeline(artifact.model, schema)
-    broken = fastpath.CompiledPipeline(compiled.transform, lambda x: compiled.classify(x) * 0.999 + 0.0005, compiled.kind)
-    with pytest.raises(fastpath.Mismatch):
-        fastpath.verify(broken, artifact.model, schema, fastpath.synthetic_rows(schema))
+    program = compiled.compile_pipeline(artifact.model, schema)
+    broken = compiled.CompiledPipeline(program.transform, lambda x: program.classify(x) * 0.999 + 0.0005, program.kind)
+    with pytest.raises(compiled.Mismatch):
+        compiled.verify(broken, artifact.model, schema, compiled.synthetic_rows(schema))

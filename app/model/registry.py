@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import artifacts, fastpath
+from . import artifacts
+from .compiled import CompiledPipeline, Mismatch, Unsupported, compile_pipeline, synthetic_rows, verify
+from .contract import Schema
+from .decoding import Decoder
 from .errors import ModelNotFound, ModelUnavailable
-from .schema import Schema
 
 log = logging.getLogger("app.registry")
 
@@ -28,7 +30,8 @@ class LoadedModel:
     schema: Schema
     classes: list[Any]
     metadata: dict[str, Any]
-    fast: fastpath.CompiledPipeline | None = None
+    decoder: Decoder
+    compiled: CompiledPipeline | None = None
     backend: str = "scikit-learn"  # what answers: "numpy (<kind>)" or "scikit-learn (<why>)"
 
     @property
@@ -44,22 +47,34 @@ def check_features(model: Any, schema: Schema) -> None:
             f"the schema's fields ({', '.join(schema.names)}) differ from the model's ({', '.join(map(str, fitted))})")
 
 
+def default_version(name: str, versions: list[int], pin_file: int | None, default_name: str,
+                    configured: int | None) -> int | None:
+    """The version served when none is asked for: MODEL_VERSION for the default model, then the
+    pin file, then the newest. manage.py answers "which version is served" with the same rule."""
+    if name == default_name and configured is not None:
+        return configured
+    if pin_file is not None:
+        return pin_file
+    return versions[-1] if versions else None
+
+
 class Registry:
-    def __init__(self, models_dir: Path, default_name: str, pinned_version: int | None = None, fast: bool = True):
+    def __init__(self, models_dir: Path, default_name: str, pinned_version: int | None = None,
+                 compile_models: bool = True):
         self.models_dir = Path(models_dir)
         self.default_name = default_name
         self.pinned_version = pinned_version
-        self.fast = fast
+        self.compile_models = compile_models
         self.models: dict[str, dict[int, LoadedModel]] = {}
         self.failures: dict[str, dict[int, str]] = {}
         self.pins: dict[str, int] = {}  # from the pinned files
         self.pin_errors: dict[str, str] = {}
-        self._resolved: dict[tuple[str | None, int | None], LoadedModel] = {}  # get() on the hot path
+        self._resolved: dict[tuple[str | None, int | None], LoadedModel] = {}  # get() on every prediction
 
     @classmethod
     def load(cls, models_dir: Path | str, default_name: str, pinned_version: int | None = None,
-             fast: bool = True) -> "Registry":
-        registry = cls(Path(models_dir), default_name, pinned_version, fast)
+             compile_models: bool = True) -> "Registry":
+        registry = cls(Path(models_dir), default_name, pinned_version, compile_models)
         for name in artifacts.list_names(models_dir):
             for version in artifacts.list_versions(models_dir, name):
                 registry._load_one(name, version)
@@ -89,10 +104,12 @@ class Registry:
         except (KeyError, TypeError, ValueError, AttributeError) as exc:  # metadata of the wrong shape
             self._fail(name, version, f"its metadata is not usable ({type(exc).__name__}: {exc}); retrain it")
             return
-        compiled, backend = self._compile(artifact.model, schema) if self.fast else (None, "scikit-learn (FAST_PATH off)")
+        program, backend = (self._compile(artifact.model, schema) if self.compile_models
+                             else (None, "scikit-learn (COMPILED_MODELS off)"))
         self.models.setdefault(name, {})[version] = LoadedModel(
             name=name, version=version, model=artifact.model, schema=schema,
-            classes=list(artifact.metadata["classes"]), metadata=artifact.metadata, fast=compiled, backend=backend,
+            classes=list(artifact.metadata["classes"]), metadata=artifact.metadata, decoder=Decoder(schema),
+            compiled=program, backend=backend,
         )
         log.info("model %s/%s loaded from %s, served by %s", name, version, artifact.path, backend)
 
@@ -101,17 +118,17 @@ class Registry:
         log.error("model %s/%s not loaded: %s", name, version, reason)
 
     @staticmethod
-    def _compile(model: Any, schema: Schema) -> tuple[fastpath.CompiledPipeline | None, str]:
-        """The compiled path, only if it matches scikit-learn on synthetic valid rows right now."""
+    def _compile(model: Any, schema: Schema) -> tuple[CompiledPipeline | None, str]:
+        """The compiled backend, only if it matches scikit-learn on synthetic valid rows right now."""
         try:
-            compiled = fastpath.compile_pipeline(model, schema)
-            fastpath.verify(compiled, model, schema, fastpath.synthetic_rows(schema))
-        except fastpath.Unsupported as exc:
-            return None, f"scikit-learn (no fast path: {exc})"
-        except (fastpath.Mismatch, ValueError, IndexError, TypeError) as exc:
-            log.warning("fast path disagrees with scikit-learn (%s); serving with scikit-learn", exc)
-            return None, f"scikit-learn (fast path disagreed: {exc})"
-        return compiled, f"numpy ({compiled.kind})"
+            program = compile_pipeline(model, schema)
+            verify(program, model, schema, synthetic_rows(schema))
+        except Unsupported as exc:
+            return None, f"scikit-learn (not compiled: {exc})"
+        except (Mismatch, ValueError, IndexError, TypeError) as exc:
+            log.warning("the compiled model disagrees with scikit-learn (%s); serving with scikit-learn", exc)
+            return None, f"scikit-learn (compiled model disagreed: {exc})"
+        return program, f"numpy ({program.kind})"
 
     def versions(self, name: str) -> list[int]:
         """Every published version of ``name``, loaded or not."""
@@ -122,12 +139,7 @@ class Registry:
         return name == self.default_name and self.pinned_version is not None
 
     def default_version(self, name: str) -> int | None:
-        if self._pinned_by_config(name):
-            return self.pinned_version
-        if name in self.pins:
-            return self.pins[name]
-        versions = self.versions(name)
-        return versions[-1] if versions else None
+        return default_version(name, self.versions(name), self.pins.get(name), self.default_name, self.pinned_version)
 
     def get(self, name: str | None = None, version: int | None = None) -> LoadedModel:
         found = self._resolved.get((name, version))
@@ -156,7 +168,7 @@ class Registry:
     def names(self) -> list[str]:
         return sorted(set(self.models) | set(self.failures))
 
-    def problem(self) -> str | None:
+    def unready_reason(self) -> str | None:
         """Why the default model cannot be served, or None when it can."""
         try:
             self.get()

@@ -13,17 +13,11 @@ import hmac
 from pathlib import Path
 from typing import Any, Mapping
 
-from .config import ConfigError, check_keys
+from ..config import ConfigError, check_keys
 
-# The endpoints a load balancer, an orchestrator or a browser needs without a key. They hold no
-# predictions and no model internals: the page and the docs only show what to send.
-OPEN_PATHS = frozenset({"/health", "/ready", "/hello", "/ping", "/", "/openapi.json", "/favicon.ico"})
-OPEN_PREFIXES = ("/hello/", "/docs", "/static/")
 REALM = 'Bearer realm="model-server"'
-
-
-def is_open(path: str) -> bool:
-    return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
+# Which endpoints are open without a key is the route table's ``open`` (app/http/routes.py): the
+# probes, the page and the docs, which hold no predictions and no model internals.
 
 
 def read_key_file(path: str) -> tuple[str, ...]:

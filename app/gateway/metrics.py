@@ -1,11 +1,12 @@
-"""Prometheus metrics, and the blueprint that serves them at ``/metrics``.
+"""Prometheus metrics: requests (counted by the gateway), predictions, rows and the models served.
 
 Under gunicorn every worker is its own process, so the metrics use prometheus_client's
 multiprocess mode: gunicorn.conf.py points ``PROMETHEUS_MULTIPROC_DIR`` at a fresh folder before
 anything imports the client, each worker writes its values there, and a scrape adds them up.
 Without that variable (tests, ``flask run``) the same metrics live in the process.
 Label values come from a bounded set (route templates, model names and versions, classes, status
-codes), never from what a client sends.
+codes), never from what a client sends. The Flask blueprint at ``/metrics`` (app/http/metrics.py)
+serves ``exposition()``.
 """
 from __future__ import annotations
 
@@ -16,11 +17,9 @@ import time
 from typing import Any
 
 import numpy as np
-from flask import Blueprint, Response, current_app
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import multiprocess
 
-bp = Blueprint("metrics", __name__)
 log = logging.getLogger("app.metrics")
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -101,7 +100,7 @@ class Metrics:
         if self._info_pid == os.getpid():
             return
         self._info_pid = os.getpid()
-        default = None if registry.problem() else registry.get()
+        default = None if registry.unready_reason() else registry.get()
         for versions in registry.models.values():
             for loaded in versions.values():
                 self.model_info.labels(loaded.name, str(loaded.version), loaded.backend,
@@ -114,11 +113,3 @@ class Metrics:
         collected = CollectorRegistry()
         multiprocess.MultiProcessCollector(collected, path=directory)
         return generate_latest(collected)
-
-
-@bp.get("/metrics")
-def metrics() -> Response:
-    found: Metrics = current_app.extensions["metrics"]
-    found.describe_models(current_app.extensions["registry"])
-    return Response(found.exposition(), mimetype=CONTENT_TYPE_LATEST.split(";")[0],
-                    headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -28,8 +28,9 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.svm import SVC
 
-from . import artifacts, fastpath
-from .schema import NUMBER, Schema, category_values, describe_frame, matrix_from_frame
+from . import artifacts, compiled
+from .contract import NUMBER, Schema
+from .describe import category_values, describe_frame, matrix_from_frame
 
 ESTIMATORS = ("svm", "logreg", "rf")
 SCORINGS = ("accuracy", "balanced_accuracy", "roc_auc", "neg_log_loss", "f1")
@@ -362,23 +363,24 @@ def train(options: TrainingOptions) -> TrainingResult:
             "seconds": round(time.monotonic() - started, 1),
         },
         "test_metrics": metrics,
-        "fast_path": fast_path_report(model, schema, X_test),
+        "fast_path": compiled_report(model, schema, X_test),
         "fingerprint": _fingerprint(X, labels),
     }
     artifact = artifacts.save(options.models_dir, options.name, model, metadata)
     return TrainingResult(artifact=artifact, metadata=artifact.metadata)
 
 
-def fast_path_report(model: Pipeline, schema: Schema, X_test: pd.DataFrame) -> dict[str, Any]:
-    """Whether the compiled NumPy path reproduces this model on the test set (the service
-    checks again at every start, on generated rows, before it uses the path)."""
+def compiled_report(model: Pipeline, schema: Schema, X_test: pd.DataFrame) -> dict[str, Any]:
+    """Whether the compiled backend reproduces this model on the test set (the service checks
+    again at every start, on generated rows, before it uses it). Saved under the metadata's
+    "fast_path" key, the artifact format's name for it."""
     try:
-        compiled = fastpath.compile_pipeline(model, schema)
+        program = compiled.compile_pipeline(model, schema)
         matrix, usable = matrix_from_frame(schema, X_test)
-        difference = fastpath.verify(compiled, model, schema, matrix[usable])
-    except (fastpath.Unsupported, fastpath.Mismatch) as exc:
+        difference = compiled.verify(program, model, schema, matrix[usable])
+    except (compiled.Unsupported, compiled.Mismatch) as exc:
         return {"backend": "scikit-learn", "reason": str(exc)}
-    return {"backend": "numpy", "kind": compiled.kind, "rows_checked": int(usable.sum()),
+    return {"backend": "numpy", "kind": program.kind, "rows_checked": int(usable.sum()),
             "labels_identical": True, "max_probability_difference": difference}
 
 

@@ -1,26 +1,18 @@
-"""The hot path: a plain JSON ``POST /predict`` answered without Flask's request machinery.
+"""The direct path: a plain JSON ``POST /predict`` answered without Flask's request machinery.
 
 For a single row Flask and Werkzeug cost several times more than the prediction itself (request
 and response objects, routing, header parsing). The common case, a JSON body with a declared
 length, no query string and no CORS origin, is answered here with the same decode, predict and
-encode functions and the same response bytes. Anything else, and any request the decoder has
-something to say about, goes to Flask untouched (the body is handed back), so every error
-message and every other format has exactly one implementation.
+encode functions (app/http/payloads.py) and the same response bytes. Anything else, and any
+request the decoder has something to say about, goes to Flask untouched (the body is handed
+back), so every error message and every other format has exactly one implementation.
 """
 from __future__ import annotations
 
 import io
 from typing import Any
 
-import orjson
-
-from . import payloads
-from .api import predict, prediction_document
-
-JSON_CONTENT_TYPES = frozenset({
-    "application/json", "application/json; charset=utf-8", "application/json;charset=utf-8",
-    "application/json; charset=UTF-8", "application/json;charset=UTF-8",
-})
+from ..http import payloads
 
 Answer = tuple[str, list[tuple[str, str]], bytes]
 
@@ -31,7 +23,7 @@ def applies(environ: dict[str, Any], max_length: int) -> bool:
     if environ.get("QUERY_STRING") or "HTTP_ORIGIN" in environ:
         return False
     length = environ.get("CONTENT_LENGTH", "")
-    return (environ.get("CONTENT_TYPE") in JSON_CONTENT_TYPES and length.isascii() and length.isdigit()
+    return (environ.get("CONTENT_TYPE") in payloads.PLAIN_JSON_HEADERS and length.isascii() and length.isdigit()
             and 0 < int(length) <= max_length)
 
 
@@ -40,12 +32,10 @@ def answer(app, environ: dict[str, Any]) -> Answer | None:
     body = environ["wsgi.input"].read(int(environ["CONTENT_LENGTH"]))
     try:
         model = app.extensions["registry"].get()
-        decoded = payloads.decode_json(payloads.parse_json(body), model.schema, app.config["MAX_BATCH_ROWS"])
+        decoded = payloads.decode_json(payloads.parse_json(body), model.decoder, app.config["MAX_BATCH_ROWS"])
     except Exception:  # noqa: BLE001 - not swallowed: Flask decodes it again and answers it properly
         environ["wsgi.input"] = io.BytesIO(body)
         return None
-    probabilities = predict(model, decoded, app.extensions.get("metrics"))
-    content = orjson.dumps(prediction_document(model, decoded, probabilities)) + b"\n"
-    return "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(content))),
-                      ("X-Model-Version", model.tag)], content
-
+    metrics = app.extensions.get("metrics")
+    content, headers = payloads.predict_and_encode(model, decoded, metrics.observe_predictions if metrics else None)
+    return "200 OK", [*headers, ("Content-Length", str(len(content)))], content

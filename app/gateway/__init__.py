@@ -1,9 +1,10 @@
-"""The WSGI layer in front of Flask: what every request passes through, the hot path included.
+"""The gateway: the WSGI layer every request passes through, in front of Flask and the direct path.
 
 Request ids, API keys, rate limits, security headers, metrics and the access log live here
-rather than in Flask hooks so that one implementation wraps both the hot path
-(app/hotpath.py) and Flask, at a few microseconds each. Refusals (401, 429) are answered here,
-before any body is read.
+rather than in Flask hooks so that one implementation wraps both the direct path
+(app/gateway/direct.py) and Flask, at a few microseconds each. Refusals (401, 429) are answered
+here, before any body is read. What it knows of a path (open, limited, which headers, its metrics
+label) comes from the route table (app/http/routes.py). Imports no Flask.
 """
 from __future__ import annotations
 
@@ -15,14 +16,15 @@ from typing import Any, Callable, Iterable
 
 import orjson
 
-from . import hotpath
-from .auth import REALM, ApiKeys, is_open, key_id, presented_key
-from .errors import problem_document
-from .logs import AccessLog
+from ..http import routes
+from ..http.problems import PROBLEM_TYPE, problem_document
+from ..logs import REQUEST_ID
+from . import direct
+from .access_log import AccessLog
+from .auth import REALM, ApiKeys, key_id, presented_key
 from .ratelimit import RateLimiter
 
-REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-PAGE_PATHS = ("/", "/favicon.ico")
+REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
             "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
 # Swagger UI starts itself from an inline script and styles elements inline.
@@ -30,34 +32,20 @@ DOCS_CSP = ("default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 's
             "img-src 'self' data:; connect-src 'self'; base-uri 'none'; frame-ancestors 'none'")
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
 COMMON_HEADERS = [("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "no-referrer")]
-API_HEADERS = [*COMMON_HEADERS, ("Cache-Control", "no-store"), ("Content-Security-Policy", API_CSP)]
-PAGE_HEADERS = [*COMMON_HEADERS, ("Content-Security-Policy", PAGE_CSP)]
-DOCS_HEADERS = [*COMMON_HEADERS, ("Content-Security-Policy", DOCS_CSP)]
-REFUSED_ROUTES = frozenset({"/predict", "/invocations", "/models", "/metrics"})
+SECURITY_HEADERS = {  # by the route table's kinds; a path no route matches gets the API's
+    routes.API: [*COMMON_HEADERS, ("Cache-Control", "no-store"), ("Content-Security-Policy", API_CSP)],
+    routes.PAGE: [*COMMON_HEADERS, ("Content-Security-Policy", PAGE_CSP)],
+    routes.DOCS: [*COMMON_HEADERS, ("Content-Security-Policy", DOCS_CSP)],
+    routes.ASSET: COMMON_HEADERS,  # cacheable
+}
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})  # any other is "other"
-# The headers a browser on an allowed origin may read: Flask-CORS (app/__init__.py) and the
+# The headers a browser on an allowed origin may read: Flask-CORS (app/factory.py) and the
 # gateway's own 401/429 expose the same ones.
 CORS_EXPOSED_HEADERS = ("X-Request-ID", "X-Model-Version", "Retry-After")
 EXPOSED = ", ".join(CORS_EXPOSED_HEADERS)
+REASONS = {401: "UNAUTHORIZED", 429: "TOO MANY REQUESTS"}
 
 StartResponse = Callable[..., Any]
-
-
-def security_headers(path: str) -> list[tuple[str, str]]:
-    if path in PAGE_PATHS:
-        return PAGE_HEADERS
-    if path.startswith("/docs"):
-        return DOCS_HEADERS
-    if path.startswith("/static/"):
-        return COMMON_HEADERS  # cacheable assets
-    return API_HEADERS
-
-
-def refused_route(path: str) -> str:
-    """A bounded metrics label for a request refused before routing."""
-    if path in REFUSED_ROUTES:
-        return path
-    return "/models/<name>" if path.startswith("/models/") else "<unmatched>"
 
 
 class Gateway:
@@ -68,7 +56,7 @@ class Gateway:
         self.keys = ApiKeys.from_config(config)
         self.limiter = RateLimiter.from_config(config)
         self.metrics = app.extensions.get("metrics")
-        self.hot = bool(config["HOT_PATH"])
+        self.direct = bool(config["DIRECT_PATH"])
         self.max_length = int(config["MAX_CONTENT_LENGTH"])
         log_access = config["ACCESS_LOG"] and logging.getLevelName(config["LOG_LEVEL"]) <= logging.INFO
         self.access = AccessLog(config["LOG_FORMAT"] == "json") if log_access else None
@@ -77,39 +65,41 @@ class Gateway:
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         started = perf_counter()
         given = environ.get("HTTP_X_REQUEST_ID")
-        request_id = given if given and REQUEST_ID.match(given) else os.urandom(16).hex()
+        request_id = given if given and REQUEST_ID_PATTERN.match(given) else os.urandom(16).hex()
         environ["app.request_id"] = request_id
+        context = REQUEST_ID.set(request_id)
         path = environ.get("PATH_INFO") or "/"
-        extra = [("X-Request-ID", request_id), *security_headers(path)]
+        route = routes.match(path)
+        extra = [("X-Request-ID", request_id), *SECURITY_HEADERS[route.headers if route else routes.API]]
+        try:
+            answer = self.refusal(environ, route, request_id)
+            if answer is None and self.direct and direct.applies(environ, self.max_length):
+                answer = direct.answer(self.app, environ)
+            if answer is not None:
+                status, headers, body = answer
+                if self.cors_origins and "HTTP_ORIGIN" in environ:
+                    extra += self.cors_headers(environ["HTTP_ORIGIN"])
+                start_response(status, headers + extra)
+                result: Iterable[bytes] = [body]
+                label = route.rule if route else routes.UNMATCHED
+            else:
+                seen: list[str] = []
 
-        answer = self.refusal(environ, path, request_id)
-        if answer is not None:
-            route = refused_route(path)
-        elif self.hot and hotpath.applies(environ, self.max_length):
-            answer = hotpath.answer(self.app, environ)
-            route = "/predict"
-        if answer is not None:
-            status, headers, body = answer
-            if self.cors_origins and "HTTP_ORIGIN" in environ:
-                extra += self.cors_headers(environ["HTTP_ORIGIN"])
-            start_response(status, headers + extra)
-            result: Iterable[bytes] = [body]
-        else:
-            seen: list[str] = []
+                def start(status: str, headers: list[tuple[str, str]], exc_info=None):
+                    seen.append(status)
+                    return start_response(status, headers + extra, exc_info)
 
-            def start(status: str, headers: list[tuple[str, str]], exc_info=None):
-                seen.append(status)
-                return start_response(status, headers + extra, exc_info)
-
-            result = self.flask(environ, start)
-            status = seen[-1] if seen else "500 INTERNAL SERVER ERROR"
-            route = environ.get("app.route") or "<unmatched>"
-        self.record(environ, route, path, status, perf_counter() - started, request_id)
+                result = self.flask(environ, start)
+                status = seen[-1] if seen else "500 INTERNAL SERVER ERROR"
+                label = environ.get("app.route") or routes.UNMATCHED  # the rule Flask matched
+            self.record(environ, label, path, status, perf_counter() - started, request_id)
+        finally:
+            REQUEST_ID.reset(context)
         return result
 
     # ---- refusals -------------------------------------------------------------------------
-    def refusal(self, environ: dict[str, Any], path: str, request_id: str) -> hotpath.Answer | None:
-        if (self.keys is None and self.limiter is None) or is_open(path) or environ["REQUEST_METHOD"] == "OPTIONS":
+    def refusal(self, environ: dict[str, Any], route: routes.Route | None, request_id: str) -> direct.Answer | None:
+        if (self.keys is None and self.limiter is None) or (route and route.open) or environ["REQUEST_METHOD"] == "OPTIONS":
             return None
         client = "address:" + environ.get("REMOTE_ADDR", "unknown")
         if self.keys is not None:
@@ -120,21 +110,21 @@ class Gateway:
                 return self.too_many(refused, request_id) if refused else self.unauthorized(key, request_id)
             client = "key:" + key_id(key)
             environ["app.client"] = client
-        if self.limiter is not None and path != "/metrics":
+        if self.limiter is not None and (route is None or route.limited):
             refused = self.limiter.hit(client)
             if refused is not None:
                 return self.too_many(refused, request_id)
         return None
 
     @staticmethod
-    def too_many(refused, request_id: str) -> hotpath.Answer:
+    def too_many(refused, request_id: str) -> direct.Answer:
         return problem_answer(problem_document(
             429, "rate-limited", "Too many requests",
             f"the rate limit of {refused.limit} for this client is used up; retry after {refused.retry_after} s",
             request_id=request_id), [("Retry-After", str(refused.retry_after))])
 
     @staticmethod
-    def unauthorized(key: str | None, request_id: str) -> hotpath.Answer:
+    def unauthorized(key: str | None, request_id: str) -> direct.Answer:
         if key is None:
             detail, challenge = ("this endpoint needs an API key: send it as 'Authorization: Bearer <key>' "
                                  "or 'X-API-Key: <key>'"), REALM
@@ -156,22 +146,21 @@ class Gateway:
         return []
 
     # ---- after ----------------------------------------------------------------------------
-    def record(self, environ: dict[str, Any], route: str, path: str, status: str, seconds: float,
+    def record(self, environ: dict[str, Any], label: str, path: str, status: str, seconds: float,
                request_id: str) -> None:
         code = int(status[:3])
         if self.metrics is not None:
             method = environ["REQUEST_METHOD"]
-            self.metrics.observe_request(route, method if method in METHODS else "other", code, seconds)
+            self.metrics.observe_request(label, method if method in METHODS else "other", code, seconds)
             self.metrics.describe_models(self.app.extensions["registry"])
         if self.access is not None:
             # The path without its query string: a query can carry feature values, which are data.
-            self.access.write(environ["REQUEST_METHOD"], path[:200], route, code, seconds, request_id,
+            self.access.write(environ["REQUEST_METHOD"], path[:200], label, code, seconds, request_id,
                               environ.get("app.client") or environ.get("REMOTE_ADDR"))
 
 
-def problem_answer(document: dict[str, Any], headers: list[tuple[str, str]]) -> hotpath.Answer:
+def problem_answer(document: dict[str, Any], headers: list[tuple[str, str]]) -> direct.Answer:
     body = orjson.dumps(document) + b"\n"
     status = document["status"]
-    reason = {401: "UNAUTHORIZED", 429: "TOO MANY REQUESTS"}[status]
-    return f"{status} {reason}", [("Content-Type", "application/problem+json"),
-                                  ("Content-Length", str(len(body))), *headers], body
+    return f"{status} {REASONS[status]}", [("Content-Type", PROBLEM_TYPE), ("Content-Length", str(len(body))),
+                                          *headers], body

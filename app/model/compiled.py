@@ -1,4 +1,4 @@
-"""A fitted Pipeline's arithmetic in plain NumPy, for fast single-row and batch predictions.
+"""The compiled backend: a fitted Pipeline's arithmetic in plain NumPy, for single rows and batches.
 
 scikit-learn spends milliseconds per call on input validation, per-step checks and thread pools;
 the model's own arithmetic for one row takes microseconds. ``compile_pipeline`` reads the fitted
@@ -7,7 +7,7 @@ float32-rounded inputs, as scikit-learn does), so results match scikit-learn to 
 Anything it does not recognise raises ``Unsupported`` and the caller keeps scikit-learn; the
 registry also checks every compiled model against scikit-learn before serving it.
 
-Input is the matrix ``Schema`` decodes: one float64 column per feature in schema order, NaN for
+Input is the matrix the decoder (app/model/decoding.py) produces: one float64 column per feature in schema order, NaN for
 a gap, and for a category feature the category's index in the schema's list.
 """
 from __future__ import annotations
@@ -27,13 +27,13 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.svm import SVC
 
-from .schema import CATEGORY, Decoded, Schema
+from .contract import CATEGORY, Decoded, Schema
 
 Transform = Callable[[np.ndarray], np.ndarray]
 
 
 class Unsupported(Exception):
-    """The Pipeline has a step or setting the fast path does not replicate."""
+    """The Pipeline has a step or setting the compiled backend does not replicate."""
 
 
 @dataclass(frozen=True)
@@ -294,7 +294,7 @@ TOLERANCE = 1e-9  # far inside the 1e-5 the service promises; rounding differenc
 
 
 class Mismatch(Exception):
-    """The compiled path disagrees with scikit-learn; the model is served by scikit-learn."""
+    """The compiled backend disagrees with scikit-learn; the model is served by scikit-learn."""
 
 
 def verify(compiled: CompiledPipeline, pipeline, schema: Schema, matrix: np.ndarray) -> float:

@@ -1,7 +1,7 @@
 """Rate limits per API key (or, without authentication, per client address).
 
-Built on ``limits``, the library under Flask-Limiter, called from the WSGI layer so that one check
-covers the hot path and Flask alike. With the default ``memory://`` storage each gunicorn worker
+Built on ``limits``, the library under Flask-Limiter, called from the gateway so that one check
+covers the direct path and Flask alike. With the default ``memory://`` storage each gunicorn worker
 counts on its own, so a client can get up to WORKERS times the limit; a shared storage
 (``RATE_LIMIT_STORAGE_URI=redis://host:6379``, with the ``redis`` package installed) makes the
 limit exact across workers and servers.
@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 from limits import parse_many, storage, strategies
 
-from .config import ConfigError
+from ..config import ConfigError
 
 log = logging.getLogger("app.ratelimit")
 STORAGE_TIMEOUT = 0.25  # seconds

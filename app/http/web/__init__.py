@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, render_template
 
-from ..errors import ModelUnavailable
+from ...model.errors import ModelUnavailable
 
 bp = Blueprint("web", __name__, template_folder="templates", static_folder="static", static_url_path="/static/web")
 
@@ -15,10 +15,16 @@ bp = Blueprint("web", __name__, template_folder="templates", static_folder="stat
 @bp.get("/")
 def index() -> Response | str:
     registry = current_app.extensions["registry"]
-    reason = registry.problem()
+    reason = registry.unready_reason()
     if reason is not None:
         raise ModelUnavailable(f"not ready: {reason}")
     model = registry.get()
     return render_template("index.html", model=model, features=model.schema.features,
                            metrics=model.metadata.get("test_metrics") or {}, classes=model.classes,
                            needs_key=current_app.extensions["gateway"].keys is not None)
+
+
+@bp.get("/favicon.ico")
+def favicon() -> Response:
+    """Browsers ask for it on every page; no icon, and nothing to log as an error."""
+    return Response(status=204, headers={"Cache-Control": "max-age=86400"})

@@ -6,14 +6,15 @@ input; the other models' inputs are in ``components.schemas`` and at ``/models/<
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from flask import Blueprint, Flask, Response, current_app, jsonify
 from flask_swagger_ui import get_swaggerui_blueprint
 
-from .auth import is_open
-from .registry import LoadedModel, Registry
-from .schema import MAX_MAGNITUDE, NUMBER, Feature
+from ..model.contract import NUMBER, Feature
+from ..model.registry import LoadedModel, Registry
+from ..model.rules import MAX_MAGNITUDE
+from . import routes
 
 API_VERSION = "1.0.0"
 bp = Blueprint("openapi", __name__)
@@ -22,17 +23,12 @@ bp = Blueprint("openapi", __name__)
 @bp.get("/openapi.json")
 def document() -> Response:
     config = current_app.config
-    spec = build(current_app.extensions["registry"], API_VERSION)
-    if config["METRICS"]:
-        spec["paths"]["/metrics"] = METRICS_PATH
+    spec = build(current_app.extensions["registry"], API_VERSION, lambda setting: bool(config[setting]))
     gateway = current_app.extensions["gateway"]
     describe_gateway(spec, secured=gateway.keys is not None, limited=gateway.limiter is not None)
     return jsonify(spec)
 
 
-METRICS_PATH = {"get": {"operationId": "metrics", "summary": "Prometheus metrics (text exposition format)",
-                        "responses": {"200": {"description": "Metrics", "content": {"text/plain": {
-                            "schema": {"type": "string"}}}}}}}
 SECURITY_SCHEMES = {
     "bearerAuth": {"type": "http", "scheme": "bearer", "description": "Authorization: Bearer <API key>"},
     "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
@@ -40,17 +36,19 @@ SECURITY_SCHEMES = {
 
 
 def describe_gateway(spec: dict[str, Any], secured: bool, limited: bool) -> None:
-    """Add what the gateway (app/gateway.py) does before any route: 401 without a key, 429 over the limit."""
+    """Add what the gateway (app/gateway/) does before any route: 401 without a key, 429 over the limit."""
     if secured:
         spec["components"]["securitySchemes"] = SECURITY_SCHEMES
+    by_path = {routes.openapi_path(route.rule): route for route in routes.ROUTES}
     for path, operations in spec["paths"].items():
-        if is_open(path):
+        route = by_path[path]
+        if route.open:
             continue
         for operation in operations.values():
             if secured:
                 operation["security"] = [{"bearerAuth": []}, {"apiKeyHeader": []}]
                 operation["responses"]["401"] = _problem_response("No API key, an empty one, or a wrong one")
-            if limited and path != "/metrics":
+            if limited and route.limited:
                 limited_response = _problem_response("Rate limit used up; retry after Retry-After seconds")
                 limited_response["headers"] = {"Retry-After": {"schema": {"type": "integer", "minimum": 1}}}
                 operation["responses"]["429"] = limited_response
@@ -72,20 +70,23 @@ ERRORS = {
 }
 
 
-def build(registry: Registry, version: str) -> dict[str, Any]:
+def build(registry: Registry, version: str, enabled: Callable[[str], bool]) -> dict[str, Any]:
+    """The document: one path per route in the table that has operations to document."""
     default = registry.get()
     schemas: dict[str, Any] = {"Problem": _problem_schema(), "PredictionResponse": _prediction_response(default)}
     for name, versions in registry.models.items():
         model = versions[max(versions)] if name != default.name else default
         schemas[_record_name(model)] = _record_schema(model)
-    record_ref = {"$ref": f"#/components/schemas/{_record_name(default)}"}
-    model_names = registry.names()
-    selectors = [
-        {"name": "model", "in": "query", "required": False, "description": "model name (default: the default model)",
-         "schema": {"type": "string", "enum": model_names}},
-        {"name": "version", "in": "query", "required": False, "description": "model version (default: newest or pinned)",
-         "schema": {"type": "integer", "minimum": 1}},
-    ]
+    details = _operation_details(default, registry.names())
+    paths: dict[str, Any] = {}
+    for route in routes.ROUTES:
+        if route.setting is not None and not enabled(route.setting):
+            continue
+        for operation in route.operations:
+            if operation.operation_id is not None:
+                paths.setdefault(routes.openapi_path(route.rule), {})[operation.method.lower()] = {
+                    "operationId": operation.operation_id, "summary": operation.summary,
+                    **details[operation.operation_id]}
     return {
         "openapi": "3.0.3",
         "info": {
@@ -94,73 +95,69 @@ def build(registry: Registry, version: str) -> dict[str, Any]:
             "description": f"Predictions from scikit-learn Pipelines. The default model is {default.tag}; "
                            "errors are RFC 9457 problem+json documents.",
         },
-        "paths": {
-            "/predict": {
-                "post": {
-                    "operationId": "predict",
-                    "summary": "Predict one record, a batch, or a CSV file",
-                    "parameters": selectors,
-                    "requestBody": {"required": True, "content": {
-                        "application/json": {"schema": _payload_schema(record_ref, default), "example": default.schema.example()},
-                        "text/csv": {"schema": {"type": "string"}, "example": _csv_example(default)},
-                    }},
-                    "responses": _prediction_responses(),
-                },
-                "get": {
-                    "operationId": "predictFromQuery",
-                    "summary": "Predict one record given as a query string (an empty value means missing)",
-                    "parameters": selectors + [_query_parameter(f) for f in default.schema.features],
-                    "responses": _prediction_responses(),
-                },
-            },
-            "/invocations": {
-                "post": {
-                    "operationId": "invocations",
-                    "summary": "MLflow scoring protocol: the same inputs, labels only",
-                    "parameters": selectors,
-                    "requestBody": {"required": True, "content": {
-                        "application/json": {"schema": _payload_schema(record_ref, default)},
-                        "text/csv": {"schema": {"type": "string"}},
-                    }},
-                    "responses": {
-                        "200": _json_response("Labels in input order", {
-                            "type": "object", "required": ["predictions"],
-                            "properties": {"predictions": {"type": "array", "items": _label_schema(default)}},
-                        }),
-                        **{code: _problem_response(text) for code, text in ERRORS.items()},
-                    },
-                },
-            },
-            "/models": {"get": {"operationId": "listModels", "summary": "Every model, its versions and the default",
-                                "responses": {"200": _json_response("Models", {"type": "object"})}}},
-            "/models/{name}": {"get": {
-                "operationId": "describeModel", "summary": "A model's metadata: schema, example, classes, metrics",
-                "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
-                "responses": {"200": _json_response("Metadata", {"type": "object"}), "404": _problem_response(ERRORS["404"])},
-            }},
-            "/models/{name}/{version}": {"get": {
-                "operationId": "describeModelVersion", "summary": "One version's metadata",
-                "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}},
-                               {"name": "version", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}}],
-                "responses": {"200": _json_response("Metadata", {"type": "object"}), "404": _problem_response(ERRORS["404"]),
-                              "503": _problem_response(ERRORS["503"])},
-            }},
-            "/health": {"get": {"operationId": "health", "summary": "Liveness", "responses": {
-                "200": _json_response("Alive", {"type": "object", "properties": {"status": {"type": "string", "enum": ["ok"]}}})}}},
-            "/ready": {"get": {"operationId": "ready", "summary": "Readiness: the default model is loaded and verified",
-                               "responses": {"200": _json_response("Ready", {"type": "object"}),
-                                             "503": _problem_response("Not ready; detail says why")}}},
-            "/ping": {"get": {"operationId": "ping", "summary": "MLflow health probe",
-                              "responses": {"200": _json_response("Ready", {"type": "object"}),
-                                            "503": _json_response("Not ready", {"type": "object"})}}},
-            "/hello": {"get": {"operationId": "hello", "summary": "A greeting", "responses": {"200": _greeting()}}},
-            "/hello/{name}": {"get": {
-                "operationId": "helloName", "summary": "A greeting by name",
-                "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
-                "responses": {"200": _greeting()},
-            }},
-        },
+        "paths": paths,
         "components": {"schemas": schemas},
+    }
+
+
+def _operation_details(default: LoadedModel, model_names: list[str]) -> dict[str, dict[str, Any]]:
+    """Parameters, bodies and responses by operation id; ids and summaries are in the route table."""
+    record_ref = {"$ref": f"#/components/schemas/{_record_name(default)}"}
+    selectors = [
+        {"name": "model", "in": "query", "required": False, "description": "model name (default: the default model)",
+         "schema": {"type": "string", "enum": model_names}},
+        {"name": "version", "in": "query", "required": False, "description": "model version (default: newest or pinned)",
+         "schema": {"type": "integer", "minimum": 1}},
+    ]
+    name = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+    return {
+        "predict": {
+            "parameters": selectors,
+            "requestBody": {"required": True, "content": {
+                "application/json": {"schema": _payload_schema(record_ref, default), "example": default.schema.example()},
+                "text/csv": {"schema": {"type": "string"}, "example": _csv_example(default)},
+            }},
+            "responses": _prediction_responses(),
+        },
+        "predictFromQuery": {
+            "parameters": selectors + [_query_parameter(f) for f in default.schema.features],
+            "responses": _prediction_responses(),
+        },
+        "invocations": {
+            "parameters": selectors,
+            "requestBody": {"required": True, "content": {
+                "application/json": {"schema": _payload_schema(record_ref, default)},
+                "text/csv": {"schema": {"type": "string"}},
+            }},
+            "responses": {
+                "200": _json_response("Labels in input order", {
+                    "type": "object", "required": ["predictions"],
+                    "properties": {"predictions": {"type": "array", "items": _label_schema(default)}},
+                }),
+                **{code: _problem_response(text) for code, text in ERRORS.items()},
+            },
+        },
+        "listModels": {"responses": {"200": _json_response("Models", {"type": "object"})}},
+        "describeModel": {
+            "parameters": [name],
+            "responses": {"200": _json_response("Metadata", {"type": "object"}), "404": _problem_response(ERRORS["404"])},
+        },
+        "describeModelVersion": {
+            "parameters": [name, {"name": "version", "in": "path", "required": True,
+                                  "schema": {"type": "integer", "minimum": 0}}],
+            "responses": {"200": _json_response("Metadata", {"type": "object"}), "404": _problem_response(ERRORS["404"]),
+                          "503": _problem_response(ERRORS["503"])},
+        },
+        "health": {"responses": {"200": _json_response("Alive", {
+            "type": "object", "properties": {"status": {"type": "string", "enum": ["ok"]}}})}},
+        "ready": {"responses": {"200": _json_response("Ready", {"type": "object"}),
+                                "503": _problem_response("Not ready; detail says why")}},
+        "ping": {"responses": {"200": _json_response("Ready", {"type": "object"}),
+                               "503": _json_response("Not ready", {"type": "object"})}},
+        "hello": {"responses": {"200": _greeting()}},
+        "helloName": {"parameters": [name], "responses": {"200": _greeting()}},
+        "metrics": {"responses": {"200": {"description": "Metrics", "content": {"text/plain": {
+            "schema": {"type": "string"}}}}}},
     }
 
 

@@ -1,0 +1,48 @@
+"""Blueprint: the models being served, their versions and metadata."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify
+
+from ..model.registry import Registry
+
+bp = Blueprint("models", __name__)
+
+
+def registry() -> Registry:
+    return current_app.extensions["registry"]
+
+
+@bp.get("/models")
+def list_models() -> Response:
+    found = registry()
+    return jsonify({
+        "default": {"name": found.default_name, "version": found.default_version(found.default_name)},
+        "models": [summary(found, name) for name in found.names()],
+    })
+
+
+@bp.get("/models/<name>")
+def show_model(name: str) -> Response:
+    found = registry()
+    described = found.describe(name)
+    default = found.default_version(name)
+    current = next((v for v in described["versions"] if v["version"] == default), described["versions"][-1])
+    return jsonify({**current, "default_version": default, "versions": [v["version"] for v in described["versions"]]})
+
+
+@bp.get("/models/<name>/<int:version>")
+def show_model_version(name: str, version: int) -> Response:
+    return jsonify(registry().describe_version(name, version))
+
+
+def summary(found: Registry, name: str) -> dict[str, Any]:
+    failed = found.failures.get(name, {})
+    return {
+        "name": name,
+        "default_version": found.default_version(name),
+        "versions": found.versions(name),
+        "unavailable": {str(v): reason for v, reason in sorted(failed.items())},
+        "url": f"/models/{name}",
+    }
