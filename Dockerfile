@@ -64,10 +64,11 @@ COPY --from=builder /app/train.py /app/wsgi.py /app/gunicorn.conf.py ./
 COPY --from=builder --chown=10001:10001 /app/models models/
 USER 10001:10001
 EXPOSE 8000
-# Liveness through the real HTTP stack, on whatever PORT the server was given (slim images have
-# no curl). urlopen raises on a refused connection or a non-2xx answer, which exits 1: unhealthy.
+# Liveness through the real HTTP stack, on whatever PORT the server was given, read by the app's
+# own configuration module (slim images have no curl). urlopen raises on a refused connection or a
+# non-2xx answer, which exits 1: unhealthy.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python3", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health' % (os.environ.get('PORT', '').strip() or '8000'), timeout=4)"]
+    CMD ["python3", "-c", "import urllib.request; from app.config import load; urllib.request.urlopen('http://127.0.0.1:%s/health' % load()['PORT'], timeout=4)"]
 # Exec form: gunicorn is PID 1 and gets `docker stop`'s SIGTERM itself, so it finishes the
 # requests in flight and exits 0. HOST, PORT, WORKERS, ... come from the environment
 # (gunicorn.conf.py). CMD rather than ENTRYPOINT, so `docker run IMAGE python3 train.py ...` works.

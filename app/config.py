@@ -92,7 +92,8 @@ def rate_limit(name: str, text: str) -> str:
     except ValueError:
         raise ConfigError(f"{name} must look like 100/second or 100/second;3000/minute, got {text!r}") from None
     if any(limit.amount < 1 for limit in limits):
-        raise ConfigError(f"{name} must allow at least 1 request per period, got {text!r} (unset it to turn limits off)")
+        raise ConfigError(
+            f"{name} must allow at least 1 request per period, got {text!r} (unset it to turn limits off)")
     return text.strip()
 
 

@@ -1,7 +1,6 @@
 """API keys: which endpoints need one, how a key is presented, and keys that stop startup."""
 from __future__ import annotations
 
-
 import pytest
 
 from app import StartupError

@@ -1,7 +1,6 @@
 """The browser page and the API docs in real headless Chromium, driven by Playwright."""
 from __future__ import annotations
 
-
 import pytest
 import requests
 

@@ -1,7 +1,6 @@
 """The compiled backend gives scikit-learn's predictions, for every supported estimator."""
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings

@@ -1,7 +1,6 @@
 """CORS: off by default, only the configured origins, and readable refusals."""
 from __future__ import annotations
 
-
 import pytest
 
 from tests.checks import assert_problem

@@ -10,19 +10,24 @@ from hypothesis import strategies as st
 
 from app.model.decoding import SMALL_BATCH, Decoder
 from app.model.errors import InvalidInput
-from app.model.rules import MAX_MAGNITUDE, NUMBER_RULES, outside, outside_in
+from app.model.rules import FINITE_NUMBER, MAX_MAGNITUDE, outside, outside_in
 from tests.datasets import pima_schema
 
 EDGE_VALUES = [0.0, -0.0, 1.0, -1.5, MAX_MAGNITUDE, -MAX_MAGNITUDE, math.nextafter(MAX_MAGNITUDE, math.inf),
                1e300, -1e300, 1.7976931348623157e308, math.inf, -math.inf, math.nan, 5e-324]
 
 
-@pytest.mark.parametrize("rule", NUMBER_RULES, ids=[r.name for r in NUMBER_RULES])
-def test_each_rule_says_the_same_of_one_value_and_of_a_matrix(rule):
-    one_at_a_time = [rule.broken(x) for x in EDGE_VALUES]
-    at_once = rule.broken_in(np.array(EDGE_VALUES)).tolist()
+def test_the_number_rule_says_the_same_of_one_value_and_of_a_matrix():
+    one_at_a_time = [FINITE_NUMBER.accepts(x) for x in EDGE_VALUES]
+    at_once = FINITE_NUMBER.accepts_in(np.array(EDGE_VALUES)).tolist()
     assert one_at_a_time == at_once
     assert True in one_at_a_time and False in one_at_a_time  # the edge values exercise both answers
+
+
+@pytest.mark.parametrize("value, words", [(math.nan, "finite number, got NaN"), (-math.inf, "finite number, got -Infinity"),
+                                          (2e15, "between -1e15 and 1e15, got 2e+15")])
+def test_a_refused_number_is_told_why(value, words):
+    assert not FINITE_NUMBER.accepts(value) and words in FINITE_NUMBER.message(value, value)
 
 
 def test_the_range_check_says_the_same_of_one_value_and_of_a_matrix():

@@ -34,7 +34,7 @@ def offline(models_dir, test_rows):
 
 
 def check_against_offline(predictions, offline, tolerance=1e-9):
-    """Labels identical; probabilities equal up to rounding (the fast path's promise is 1e-5)."""
+    """Labels identical; probabilities equal up to rounding (the compiled backend promises 1e-5)."""
     labels, probabilities = offline
     assert [p["label"] for p in predictions] == labels.tolist()
     served = np.array([[p["probabilities"]["0"], p["probabilities"]["1"]] for p in predictions])
@@ -43,14 +43,14 @@ def check_against_offline(predictions, offline, tolerance=1e-9):
 
 def test_scikit_learn_path_serves_exactly_the_offline_predictions(models_dir, offline, tmp_path):
     body = (ROOT / "data" / "test.csv").read_bytes()
-    with server.running(models_dir, tmp_path / "server.log", FAST_PATH="false") as url:
+    with server.running(models_dir, tmp_path / "server.log", COMPILED_MODELS="false") as url:
         response = requests.post(f"{url}/predict", data=body, headers={"Content-Type": "text/csv"}, timeout=30)
         backend = requests.get(f"{url}/models/pima-diabetes/1", timeout=5).json()["backend"]
     assert backend.startswith("scikit-learn")
     check_against_offline(response.json()["predictions"], offline, tolerance=0.0)
 
 
-def test_the_fast_path_serves_the_default_model(base_url):
+def test_the_compiled_backend_serves_the_default_model(base_url):
     assert requests.get(f"{base_url}/models/pima-diabetes/1", timeout=5).json()["backend"] == "numpy (calibrated-svm)"
 
 

@@ -9,7 +9,6 @@ from tests.checks import bearer
 from tests.records import KEY, RECORD, SECOND_KEY, WRONG_KEY, with_
 
 
-# ---- keys, bodies and query strings never reach a log -----------------------------------------
 @pytest.mark.parametrize("log_format", ["text", "json"])
 def test_keys_bodies_and_query_strings_never_appear_in_any_log(make_app, capfd, caplog, log_format):
     body_value, query_value, text_value = 0.4242424242, 171.2345678, "sentinel-body-text"

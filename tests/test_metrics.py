@@ -1,7 +1,6 @@
 """Prometheus metrics: requests, latency, predictions, rows and models, with bounded labels."""
 from __future__ import annotations
 
-
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.checks import assert_problem

@@ -106,7 +106,7 @@ def damaged(request, models_dir, tmp_path, monkeypatch) -> tuple[Path, Fault, li
     return models, fault, words
 
 
-def assert_problem(response: requests.Response, status: int, words) -> dict:
+def assert_problem_over_http(response: requests.Response, status: int, words) -> dict:
     text = response.text
     assert response.status_code == status, f"{response.request.method} {response.url}: {response.status_code} {text}"
     assert response.headers["Content-Type"].startswith("application/problem+json"), response.headers
@@ -148,15 +148,15 @@ def test_a_damaged_default_model_leaves_the_server_up_but_not_ready_when_told_to
         health = requests.get(f"{url}/health", timeout=5)
         assert health.status_code == 200 and health.json() == {"status": "ok"}
 
-        assert_problem(requests.get(f"{url}/ready", timeout=5), 503, ["not ready:", *words])
+        assert_problem_over_http(requests.get(f"{url}/ready", timeout=5), 503, ["not ready:", *words])
 
         predict_words = fault.predict_words or words
-        assert_problem(requests.post(f"{url}/predict", json=RECORD, timeout=10), fault.predict_status, predict_words)
-        assert_problem(requests.get(f"{url}/predict?{QUERY}", timeout=10), fault.predict_status, predict_words)
-        assert_problem(requests.post(f"{url}/invocations", json={"dataframe_records": [RECORD]}, timeout=10),
+        assert_problem_over_http(requests.post(f"{url}/predict", json=RECORD, timeout=10), fault.predict_status, predict_words)
+        assert_problem_over_http(requests.get(f"{url}/predict?{QUERY}", timeout=10), fault.predict_status, predict_words)
+        assert_problem_over_http(requests.post(f"{url}/invocations", json={"dataframe_records": [RECORD]}, timeout=10),
                        fault.predict_status, predict_words)
         assert requests.get(f"{url}/ping", timeout=5).status_code == 503  # MLflow's probe agrees with /ready
-        assert_problem(requests.get(f"{url}/", timeout=5), 503, ["not ready:", *words])  # the browser form
+        assert_problem_over_http(requests.get(f"{url}/", timeout=5), 503, ["not ready:", *words])  # the browser form
         for path in ("/openapi.json", "/models", f"/models/{PIMA}", f"/models/{PIMA}/1"):  # nothing answers 500
             answer = requests.get(f"{url}{path}", timeout=5)
             assert answer.status_code < 500 or answer.status_code == 503, f"{path}: {answer.status_code} {answer.text}"

@@ -99,7 +99,9 @@ class Gateway:
 
     # ---- refusals -------------------------------------------------------------------------
     def refusal(self, environ: dict[str, Any], route: routes.Route | None, request_id: str) -> direct.Answer | None:
-        if (self.keys is None and self.limiter is None) or (route and route.open) or environ["REQUEST_METHOD"] == "OPTIONS":
+        if self.keys is None and self.limiter is None:
+            return None
+        if (route is not None and route.open) or environ["REQUEST_METHOD"] == "OPTIONS":
             return None
         client = "address:" + environ.get("REMOTE_ADDR", "unknown")
         if self.keys is not None:

@@ -21,11 +21,11 @@ import numpy as np
 
 from .contract import NUMBER, Decoded, Feature, Schema
 from .errors import InputError, InvalidInput
-from .rules import (GAP_MESSAGE, JSON_NUMBER_TYPES, NUMBER_RULES, NUMBER_TEXT, bounds, category_text, describe,
+from .rules import (FINITE_NUMBER, GAP_MESSAGE, JSON_NUMBER_TYPES, NUMBER_TEXT, bounds, category_text, describe,
                     listing, outside, outside_in, quote, range_warning)
 
 SMALL_BATCH = 16  # rows the bulk decoder checks in plain Python rather than NumPy
-NULL = type(None)
+NUMBER_OR_GAP = JSON_NUMBER_TYPES | {type(None)}  # what a numeric column of a JSON batch may hold
 
 
 class Decoder:
@@ -159,9 +159,8 @@ def _decode_number(feature: Feature, value: Any, text: bool):
             return None, "expected a finite number, got a number too large for a 64-bit float", None
     else:
         return None, f"expected a number, got {describe(value)}", None
-    for rule in NUMBER_RULES:
-        if rule.broken(number):
-            return None, rule.message(value, number), None
+    if not FINITE_NUMBER.accepts(number):
+        return None, FINITE_NUMBER.message(value, number), None
     return number, None, range_warning(feature, number) if outside(number, *bounds(feature)) else None
 
 
@@ -213,7 +212,7 @@ class BulkDecoder:
             values = self._encode_categories(values)
             if values is None:
                 return None
-        elif not set(map(type, values)) <= JSON_NUMBER_TYPES | {NULL}:
+        elif not set(map(type, values)) <= NUMBER_OR_GAP:
             return None
         if rows <= SMALL_BATCH:
             warnings = self._check_values(values, rows)
@@ -227,6 +226,7 @@ class BulkDecoder:
         """A few rows: plain Python beats a dozen NumPy calls of fixed overhead each."""
         warnings: list[list[str]] = []
         features, allow, low, high = self.schema.features, self.allow_missing, self.low, self.high
+        accepts = FINITE_NUMBER.accepts
         for row in range(rows):
             row_warnings = []
             for column in range(self.width):
@@ -235,9 +235,8 @@ class BulkDecoder:
                     if not allow[column]:
                         return None
                     continue
-                for rule in NUMBER_RULES:
-                    if rule.broken(value):
-                        return None
+                if not accepts(value):
+                    return None
                 if outside(value, low[column], high[column]):
                     row_warnings.append(range_warning(features[column], float(value)))
             warnings.append(row_warnings)
@@ -253,9 +252,8 @@ class BulkDecoder:
             gaps = np.fromiter((v is None for v in values), dtype=bool, count=len(values)).reshape(rows, self.width)
             if (gaps & ~np.array(self.allow_missing)).any():
                 return None
-        for rule in NUMBER_RULES:
-            if (rule.broken_in(matrix) & ~gaps).any():
-                return None
+        if not (FINITE_NUMBER.accepts_in(matrix) | gaps).all():
+            return None
         warnings: list[list[str]] = [[] for _ in range(rows)]
         flagged = outside_in(matrix, self.low_row, self.high_row)
         if flagged.any():
@@ -268,7 +266,7 @@ class BulkDecoder:
         for column, codes in enumerate(self.codes):
             cells = encoded[column::self.width]
             if codes is None:
-                if not set(map(type, cells)) <= JSON_NUMBER_TYPES | {NULL}:
+                if not set(map(type, cells)) <= NUMBER_OR_GAP:
                     return None
                 continue
             mapped = [None if v is None else codes.get(category_text(v), False) if type(v) in (str, bool) else False

@@ -3,7 +3,13 @@
 Two decoders apply them (app/model/decoding.py): the per-value one, which reports every broken
 rule with its message, and the bulk one, which only has to tell that none is broken, a value at
 a time for a few rows and a matrix at a time for many. Both read the rules from here, so they
-cannot drift apart; tests check every rule's scalar and matrix forms against each other.
+cannot drift apart; tests check each rule's scalar and matrix forms against each other.
+
+The rules: a JSON number is an int or a float (``JSON_NUMBER_TYPES``); text must look like a
+number (``NUMBER_TEXT``); a number is finite and within +-1e15 (``FINITE_NUMBER``); a gap only
+where the model has seen gaps (``GAP_MESSAGE``); a category is one of the model's
+(``category_text`` and ``Feature.codes``). A number outside the training range is predicted with
+a warning (``outside``).
 """
 from __future__ import annotations
 
@@ -30,26 +36,23 @@ MAX_LISTED = 12  # categories or field names quoted in one message
 class NumberRule:
     """A condition every number must meet once it is read as a float (gaps are checked apart)."""
 
-    name: str
-    broken: Callable[[float], bool]  # one value
-    broken_in: Callable[[np.ndarray], np.ndarray]  # a whole matrix: True where broken
-    message: Callable[[Any, float], str]  # (the value as sent, as read)
+    accepts: Callable[[float], bool]  # one value
+    accepts_in: Callable[[np.ndarray], np.ndarray]  # a whole matrix: True where accepted
+    message: Callable[[Any, float], str]  # why a value is refused: (the value as sent, as read)
 
 
-NUMBER_RULES = (
-    NumberRule(
-        "finite",
-        lambda x: x != x or x in (math.inf, -math.inf),
-        lambda matrix: ~np.isfinite(matrix),
-        lambda sent, x: f"expected a finite number, got {quote(sent) if isinstance(sent, str) else short(x)}"),
-    NumberRule(
-        "magnitude",
-        lambda x: abs(x) > MAX_MAGNITUDE,
-        lambda matrix: np.abs(matrix) > MAX_MAGNITUDE,
-        lambda sent, x: f"expected a number between -1e15 and 1e15, got {short(x)}"),
+def _refusal(sent: Any, x: float) -> str:
+    if not math.isfinite(x):
+        return f"expected a finite number, got {quote(sent) if isinstance(sent, str) else short(x)}"
+    return f"expected a number between -1e15 and 1e15, got {short(x)}"
+
+
+# Finite and within +-MAX_MAGNITUDE: NaN and the infinities fail both comparisons.
+FINITE_NUMBER = NumberRule(
+    accepts=lambda x: -MAX_MAGNITUDE <= x <= MAX_MAGNITUDE,
+    accepts_in=lambda matrix: (matrix >= -MAX_MAGNITUDE) & (matrix <= MAX_MAGNITUDE),
+    message=_refusal,
 )
-
-
 GAP_MESSAGE = "missing value; this model was trained without gaps in this field"  # null where none is allowed
 
 
