@@ -230,7 +230,8 @@ def _compile_forest(forest: RandomForestClassifier) -> Transform:
     """All trees flattened into one node table.
 
     A row's comparison is evaluated at every node at once (one vectorised compare), then each
-    tree is walked a level per step by table look-ups; leaves point to themselves.
+    tree is walked a level per step by table look-ups; leaves point to themselves. A single row
+    first turns the comparisons into each node's next node, so a level is one look-up.
     """
     if forest.n_outputs_ != 1:
         raise Unsupported("only single-output forests")
@@ -260,15 +261,16 @@ def _compile_forest(forest: RandomForestClassifier) -> Transform:
     value_of = np.concatenate(values)
     start = np.array(roots)
     n_trees = len(roots)
+    left_of, right_of = child_of[1::2], child_of[0::2]
 
     chunk = max(1, FOREST_CELLS // len(feature_of))
 
     def walk_one(x: np.ndarray) -> np.ndarray:
-        goes_left = (x[feature_of] <= threshold_of).view(np.int8)
+        next_of = np.where(x[feature_of] <= threshold_of, left_of, right_of)
         node = start
         for _ in range(depth):
-            node = child_of[2 * node + goes_left[node]]
-        return (value_of[node].sum(axis=0) / n_trees)[None, :]
+            node = next_of[node]
+        return (value_of.take(node, axis=0).sum(axis=0) / n_trees)[None, :]
 
     def walk(x: np.ndarray) -> np.ndarray:
         goes_left = (x[:, feature_of] <= threshold_of).view(np.int8)  # (rows, every node)
@@ -279,7 +281,7 @@ def _compile_forest(forest: RandomForestClassifier) -> Transform:
         return value_of[node].sum(axis=1) / n_trees
 
     def classify(rows: np.ndarray) -> np.ndarray:
-        x = rows.astype(np.float32).astype(np.float64)  # scikit-learn's trees compare float32 inputs
+        x = rows.astype(np.float32)  # scikit-learn's trees compare float32 inputs (with float64 thresholds)
         if len(x) == 1:
             return walk_one(x[0])
         if len(x) <= chunk:
