@@ -77,7 +77,8 @@ class Metrics:
         children[1].observe(seconds)
 
     @fail_open
-    def observe_predictions(self, model, probabilities: np.ndarray) -> None:
+    def observe_predictions(self, model, winners: list[int]) -> None:
+        """Count the rows of one answer by their most probable class (indices into model.classes)."""
         key = (model.name, model.version)
         children = self._model_children.get(key)
         if children is None:
@@ -86,11 +87,11 @@ class Metrics:
                 self.rows.labels(model.name, version),
                 [self.predictions.labels(model.name, version, str(c)) for c in model.classes])
         rows, per_class = children
-        rows.observe(len(probabilities))
-        if len(probabilities) == 1:
-            per_class[int(probabilities[0].argmax())].inc()
+        rows.observe(len(winners))
+        if len(winners) == 1:
+            per_class[winners[0]].inc()
         else:
-            for index, count in enumerate(np.bincount(probabilities.argmax(axis=1), minlength=len(per_class)).tolist()):
+            for index, count in enumerate(np.bincount(winners, minlength=len(per_class)).tolist()):
                 if count:
                     per_class[index].inc(count)
 

@@ -16,7 +16,6 @@ import io
 import json
 from typing import Any, Callable
 
-import numpy as np
 import orjson
 
 from ..model import predict
@@ -35,7 +34,7 @@ PLAIN_JSON_HEADERS = frozenset({
 })
 RECORD_ENVELOPES = ("instances", "inputs", "dataframe_records")
 ENVELOPES = (*RECORD_ENVELOPES, "dataframe_split")
-Observer = Callable[[LoadedModel, np.ndarray], None]  # told of every prediction (the metrics)
+Observer = Callable[[LoadedModel, list[int]], None]  # told each row's most probable class (the metrics)
 
 
 # ---- request ----------------------------------------------------------------------------------
@@ -163,8 +162,9 @@ def predict_and_encode(model: LoadedModel, decoded: Decoded, observe: Observer |
                        labels_only: bool = False) -> tuple[bytes, list[tuple[str, str]]]:
     """Predict the rows and encode the answer: the prediction document, or MLflow's labels."""
     probabilities = predict.predict_proba(model, decoded)
+    winners = predict.most_probable(probabilities)
     if observe is not None:
-        observe(model, probabilities)
-    document = (predict.labels_document(model, probabilities) if labels_only
-                else predict.prediction_document(model, decoded, probabilities))
+        observe(model, winners)
+    document = (predict.labels_document(model, winners) if labels_only
+                else predict.prediction_document(model, decoded, probabilities, winners))
     return json_answer(document, model)

@@ -22,13 +22,19 @@ def predict_proba(model: LoadedModel, decoded: Decoded) -> np.ndarray:
     return np.asarray(model.model.predict_proba(decoded.frame), dtype="float64")
 
 
-def labels(model: LoadedModel, probabilities: np.ndarray) -> list:
-    return [model.classes[i] for i in probabilities.argmax(axis=1).tolist()]
+def most_probable(probabilities: np.ndarray) -> list[int]:
+    """Each row's most probable class, as an index into the model's classes (the first on a tie)."""
+    return probabilities.argmax(axis=1).tolist()
 
 
-def prediction_document(model: LoadedModel, decoded: Decoded, probabilities: np.ndarray) -> dict[str, Any]:
+def labels(model: LoadedModel, winners: list[int]) -> list:
+    return [model.classes[i] for i in winners]
+
+
+def prediction_document(model: LoadedModel, decoded: Decoded, probabilities: np.ndarray,
+                        winners: list[int]) -> dict[str, Any]:
     """``{"model": {...}, "predictions": [{"label", "probabilities", "warnings"}, ...]}``, rows in input order."""
-    found = labels(model, probabilities)
+    found = labels(model, winners)
     rows = probabilities.tolist()
     if len(model.classes) == 2:  # the common case, built without a zip per row
         first, second = (str(c) for c in model.classes)
@@ -41,6 +47,6 @@ def prediction_document(model: LoadedModel, decoded: Decoded, probabilities: np.
     return {"model": {"name": model.name, "version": model.version}, "predictions": predictions}
 
 
-def labels_document(model: LoadedModel, probabilities: np.ndarray) -> dict[str, Any]:
+def labels_document(model: LoadedModel, winners: list[int]) -> dict[str, Any]:
     """MLflow's scoring-server answer: ``{"predictions": [label, ...]}``."""
-    return {"predictions": labels(model, probabilities)}
+    return {"predictions": labels(model, winners)}
