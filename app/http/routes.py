@@ -94,12 +94,6 @@ def match(path: str) -> Route | None:
     return None
 
 
-def label(path: str) -> str:
-    """A bounded metrics label for a path, for requests answered before Flask routes them."""
-    route = match(path)
-    return route.rule if route is not None else UNMATCHED
-
-
 def openapi_path(rule: str) -> str:
     """'/models/<name>/<int:version>' -> '/models/{name}/{version}'."""
     return _VARIABLE.sub(lambda variable: "{" + variable.group(2) + "}", rule)
