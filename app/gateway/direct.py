@@ -36,6 +36,5 @@ def answer(app, environ: dict[str, Any]) -> Answer | None:
     except Exception:  # noqa: BLE001 - not swallowed: Flask decodes it again and answers it properly
         environ["wsgi.input"] = io.BytesIO(body)
         return None
-    metrics = app.extensions.get("metrics")
-    content, headers = payloads.predict_and_encode(model, decoded, metrics.observe_predictions if metrics else None)
+    content, headers = payloads.predict_and_encode(model, decoded, app.extensions.get("metrics"))
     return "200 OK", [*headers, ("Content-Length", str(len(content)))], content

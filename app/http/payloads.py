@@ -14,7 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from typing import Any, Callable
+from typing import Any
 
 import orjson
 
@@ -34,7 +34,6 @@ PLAIN_JSON_HEADERS = frozenset({
 })
 RECORD_ENVELOPES = ("instances", "inputs", "dataframe_records")
 ENVELOPES = (*RECORD_ENVELOPES, "dataframe_split")
-Observer = Callable[[LoadedModel, list[int]], None]  # told each row's most probable class (the metrics)
 
 
 # ---- request ----------------------------------------------------------------------------------
@@ -158,13 +157,13 @@ def json_answer(document: Any, model: LoadedModel) -> tuple[bytes, list[tuple[st
     return orjson.dumps(document) + b"\n", [("Content-Type", "application/json"), ("X-Model-Version", model.tag)]
 
 
-def predict_and_encode(model: LoadedModel, decoded: Decoded, observe: Observer | None,
+def predict_and_encode(model: LoadedModel, decoded: Decoded, metrics: Any | None,
                        labels_only: bool = False) -> tuple[bytes, list[tuple[str, str]]]:
     """Predict the rows and encode the answer: the prediction document, or MLflow's labels."""
     probabilities = predict.predict_proba(model, decoded)
     winners = predict.most_probable(probabilities)
-    if observe is not None:
-        observe(model, winners)
+    if metrics is not None:  # the gateway's Metrics, told each row's most probable class
+        metrics.observe_predictions(model, winners)
     document = (predict.labels_document(model, winners) if labels_only
                 else predict.prediction_document(model, decoded, probabilities, winners))
     return json_answer(document, model)

@@ -70,9 +70,7 @@ def decode_query(model: LoadedModel) -> Decoded:
 
 
 def answer(model: LoadedModel, decoded: Decoded, labels_only: bool = False) -> Response:
-    metrics = current_app.extensions.get("metrics")
-    body, headers = payloads.predict_and_encode(model, decoded, metrics.observe_predictions if metrics else None,
-                                                labels_only)
+    body, headers = payloads.predict_and_encode(model, decoded, current_app.extensions.get("metrics"), labels_only)
     return current_app.response_class(body, headers=headers)
 
 
