@@ -46,7 +46,7 @@ def assert_same(artifact, matrix):
     schema = schema_of(artifact)
     program = compiled.compile_pipeline(artifact.model, schema)
     expected = artifact.model.predict_proba(_frame(schema, matrix))
-    got = program.predict_proba(matrix)
+    got = program.predict(matrix).probabilities
     assert np.array_equal(got.argmax(axis=1), expected.argmax(axis=1))
     assert np.abs(got - expected).max() <= TOLERANCE
 
@@ -112,6 +112,8 @@ def test_a_compiled_model_that_disagrees_is_refused(models_dir):
     artifact = artifacts.load(models_dir / "pima-diabetes" / "1")
     schema = schema_of(artifact)
     program = compiled.compile_pipeline(artifact.model, schema)
-    broken = compiled.CompiledPipeline(program.transform, lambda x: program.classify(x) * 0.999 + 0.0005, program.kind)
+    skewed = compiled.Estimator(program.kind, probabilities=lambda x: program.estimator.probabilities(x) * 0.999 + 0.0005)
+    broken = compiled.CompiledPipeline(program.transform, skewed, program.kind)
     with pytest.raises(compiled.Mismatch):
-        compiled.verify(broken, artifact.model, schema, compiled.synthetic_rows(schema))
+        compiled.verify(broken, artifact.model, schema, compiled.synthetic_rows(schema), "classification",
+                        artifact.metadata["classes"])

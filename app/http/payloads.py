@@ -158,12 +158,11 @@ def json_answer(document: Any, model: LoadedModel) -> tuple[bytes, list[tuple[st
 
 
 def predict_and_encode(model: LoadedModel, decoded: Decoded, metrics: Any | None,
-                       labels_only: bool = False) -> tuple[bytes, list[tuple[str, str]]]:
-    """Predict the rows and encode the answer: the prediction document, or MLflow's labels."""
-    probabilities = predict.predict_proba(model, decoded)
-    winners = predict.most_probable(probabilities)
-    if metrics is not None:  # the gateway's Metrics, told each row's most probable class
-        metrics.observe_predictions(model, winners)
-    document = (predict.labels_document(model, winners) if labels_only
-                else predict.prediction_document(model, decoded, probabilities, winners))
+                       plain: bool = False) -> tuple[bytes, list[tuple[str, str]]]:
+    """Predict the rows and encode the answer: the prediction document, or (``plain``) MLflow's
+    list of labels or values."""
+    output = predict.predict(model, decoded)
+    if metrics is not None:  # the gateway's Metrics, told what each row got
+        metrics.observe_predictions(model, output)
+    document = predict.plain_document(model, output) if plain else predict.prediction_document(model, decoded, output)
     return json_answer(document, model)

@@ -69,8 +69,8 @@ def decode_query(model: LoadedModel) -> Decoded:
     return payloads.decode_query(arguments, model.decoder)
 
 
-def answer(model: LoadedModel, decoded: Decoded, labels_only: bool = False) -> Response:
-    body, headers = payloads.predict_and_encode(model, decoded, current_app.extensions.get("metrics"), labels_only)
+def answer(model: LoadedModel, decoded: Decoded, plain: bool = False) -> Response:
+    body, headers = payloads.predict_and_encode(model, decoded, current_app.extensions.get("metrics"), plain)
     return current_app.response_class(body, headers=headers)
 
 
@@ -90,4 +90,4 @@ def predict_get() -> Response:
 def invocations() -> Response:
     """MLflow's scoring protocol: same inputs as POST /predict, MLflow's response shape."""
     model = choose_model()
-    return answer(model, decode_body(model), labels_only=True)
+    return answer(model, decode_body(model), plain=True)

@@ -1,52 +1,54 @@
-"""Predict and encode: decoded rows -> class probabilities -> the documents the API answers with.
+"""Predict and encode: decoded rows -> the model's ``Output`` -> the documents the API answers with.
 
-The compiled backend (app/model/compiled.py) answers when it compiled and matched scikit-learn at
-load time; otherwise scikit-learn does. The label is the class with the highest probability,
-exactly as ``predict`` computes it for the calibrated SVM, the forest and logistic regression.
-The HTTP routes, the direct path and (later) batch scoring all encode through these functions, so
+The compiled backend (app/model/compiled/) answers when it compiled and matched scikit-learn at
+load time; otherwise scikit-learn does (app/model/output.py). A classifier's label is what its
+``predict`` says (for almost every classifier, the most probable class); a regressor answers a
+value. The HTTP routes, the direct path and batch scoring all encode through these functions, so
 a row gets the same answer whichever way it arrives.
 """
 from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from .contract import Decoded
+from .output import Output, from_scikit_learn
 from .registry import LoadedModel
 
 
-def predict_proba(model: LoadedModel, decoded: Decoded) -> np.ndarray:
+def predict(model: LoadedModel, decoded: Decoded) -> Output:
     if model.compiled is not None:
-        return model.compiled.predict_proba(decoded.matrix)
-    return np.asarray(model.model.predict_proba(decoded.frame), dtype="float64")
+        return model.compiled.predict(decoded.matrix)
+    frame = decoded.frame
+    return from_scikit_learn(model.model, frame if model.takes_frame else frame.to_numpy(), model.task, model.classes)
 
 
-def most_probable(probabilities: np.ndarray) -> list[int]:
-    """Each row's most probable class, as an index into the model's classes (the first on a tie)."""
-    return probabilities.argmax(axis=1).tolist()
+def labels(model: LoadedModel, output: Output) -> list:
+    classes = model.classes
+    return [classes[i] for i in output.winners.tolist()]
 
 
-def labels(model: LoadedModel, winners: list[int]) -> list:
-    return [model.classes[i] for i in winners]
-
-
-def prediction_document(model: LoadedModel, decoded: Decoded, probabilities: np.ndarray,
-                        winners: list[int]) -> dict[str, Any]:
-    """``{"model": {...}, "predictions": [{"label", "probabilities", "warnings"}, ...]}``, rows in input order."""
-    found = labels(model, winners)
-    rows = probabilities.tolist()
-    if len(model.classes) == 2:  # the common case, built without a zip per row
+def prediction_document(model: LoadedModel, decoded: Decoded, output: Output) -> dict[str, Any]:
+    """``{"model": {...}, "predictions": [...]}``, rows in input order: each a classifier's
+    ``{"label", "probabilities", "warnings"}`` or a regressor's ``{"value", "warnings"}``."""
+    warnings = decoded.warnings
+    if model.is_regressor:
+        predictions = [{"value": value, "warnings": w} for value, w in zip(output.values.tolist(), warnings)]
+    elif output.probabilities is None:  # a classifier without predict_proba (LinearSVC, SVC, hinge SGD)
+        predictions = [{"label": label, "probabilities": None, "warnings": w}
+                       for label, w in zip(labels(model, output), warnings)]
+    elif len(model.classes) == 2:  # the common case, built without a zip per row
         first, second = (str(c) for c in model.classes)
-        predictions = [{"label": label, "probabilities": {first: p, second: q}, "warnings": warnings}
-                       for label, (p, q), warnings in zip(found, rows, decoded.warnings)]
+        predictions = [{"label": label, "probabilities": {first: p, second: q}, "warnings": w}
+                       for label, (p, q), w in zip(labels(model, output), output.probabilities.tolist(), warnings)]
     else:
         keys = [str(c) for c in model.classes]
-        predictions = [{"label": label, "probabilities": dict(zip(keys, row)), "warnings": warnings}
-                       for label, row, warnings in zip(found, rows, decoded.warnings)]
+        predictions = [{"label": label, "probabilities": dict(zip(keys, row)), "warnings": w}
+                       for label, row, w in zip(labels(model, output), output.probabilities.tolist(), warnings)]
     return {"model": {"name": model.name, "version": model.version}, "predictions": predictions}
 
 
-def labels_document(model: LoadedModel, winners: list[int]) -> dict[str, Any]:
-    """MLflow's scoring-server answer: ``{"predictions": [label, ...]}``."""
-    return {"predictions": labels(model, winners)}
+def plain_document(model: LoadedModel, output: Output) -> dict[str, Any]:
+    """MLflow's scoring-server answer: ``{"predictions": [label or value, ...]}``."""
+    if model.is_regressor:
+        return {"predictions": output.values.tolist()}
+    return {"predictions": labels(model, output)}

@@ -17,6 +17,7 @@ from . import artifacts
 from .compiled import CompiledPipeline, Mismatch, Unsupported, compile_pipeline, synthetic_rows, verify
 from .contract import Schema
 from .decoding import Decoder
+from .output import CLASSIFICATION, REGRESSION, takes_frame
 from .errors import ModelNotFound, ModelUnavailable
 
 log = logging.getLogger("app.registry")
@@ -33,6 +34,12 @@ class LoadedModel:
     decoder: Decoder
     compiled: CompiledPipeline | None = None
     backend: str = "scikit-learn"  # what answers: "numpy (<kind>)" or "scikit-learn (<why>)"
+    task: str = CLASSIFICATION
+    takes_frame: bool = True  # scikit-learn is given a DataFrame (fitted with column names) or an array
+
+    @property
+    def is_regressor(self) -> bool:
+        return self.task == REGRESSION
 
     @property
     def tag(self) -> str:
@@ -104,12 +111,14 @@ class Registry:
         except (KeyError, TypeError, ValueError, AttributeError) as exc:  # metadata of the wrong shape
             self._fail(name, version, f"its metadata is not usable ({type(exc).__name__}: {exc}); retrain it")
             return
-        program, backend = (self._compile(artifact.model, schema) if self.compile_models
-                             else (None, "scikit-learn (COMPILED_MODELS off)"))
+        task = artifact.metadata.get("task", CLASSIFICATION)
+        classes = list(artifact.metadata["classes"])
+        program, backend = (self._compile(artifact.model, schema, task, classes) if self.compile_models
+                            else (None, "scikit-learn (COMPILED_MODELS off)"))
         self.models.setdefault(name, {})[version] = LoadedModel(
             name=name, version=version, model=artifact.model, schema=schema,
-            classes=list(artifact.metadata["classes"]), metadata=artifact.metadata, decoder=Decoder(schema),
-            compiled=program, backend=backend,
+            classes=classes, metadata=artifact.metadata, decoder=Decoder(schema),
+            compiled=program, backend=backend, task=task, takes_frame=takes_frame(artifact.model),
         )
         log.info("model %s/%s loaded from %s, served by %s", name, version, artifact.path, backend)
 
@@ -118,14 +127,14 @@ class Registry:
         log.error("model %s/%s not loaded: %s", name, version, reason)
 
     @staticmethod
-    def _compile(model: Any, schema: Schema) -> tuple[CompiledPipeline | None, str]:
+    def _compile(model: Any, schema: Schema, task: str, classes: list[Any]) -> tuple[CompiledPipeline | None, str]:
         """The compiled backend, only if it matches scikit-learn on synthetic valid rows right now."""
         try:
             program = compile_pipeline(model, schema)
-            verify(program, model, schema, synthetic_rows(schema))
+            verify(program, model, schema, synthetic_rows(schema), task, classes)
         except Unsupported as exc:
             return None, f"scikit-learn (not compiled: {exc})"
-        except (Mismatch, ValueError, IndexError, TypeError) as exc:
+        except (Mismatch, ValueError, IndexError, TypeError, KeyError, AttributeError) as exc:
             log.warning("the compiled model disagrees with scikit-learn (%s); serving with scikit-learn", exc)
             return None, f"scikit-learn (compiled model disagreed: {exc})"
         return program, f"numpy ({program.kind})"
@@ -198,8 +207,10 @@ class Registry:
             "version": version,
             "loaded": True,
             "created": meta.get("created"),
+            "task": loaded.task,
             "estimator": meta.get("estimator"),
             "target": meta.get("target"),
+            "target_range": meta.get("target_range"),
             "classes": loaded.classes,
             "schema": meta["schema"],
             "example": loaded.schema.example(),

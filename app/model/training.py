@@ -30,6 +30,7 @@ from sklearn.svm import SVC
 
 from . import artifacts, compiled
 from .contract import NUMBER, Schema
+from .output import CLASSIFICATION
 from .describe import category_values, describe_frame, matrix_from_frame
 
 ESTIMATORS = ("svm", "logreg", "rf")
@@ -363,21 +364,21 @@ def train(options: TrainingOptions) -> TrainingResult:
             "seconds": round(time.monotonic() - started, 1),
         },
         "test_metrics": metrics,
-        "fast_path": compiled_report(model, schema, X_test),
+        "fast_path": compiled_report(model, schema, X_test, CLASSIFICATION, [_json_label(c) for c in model.classes_]),
         "fingerprint": _fingerprint(X, labels),
     }
     artifact = artifacts.save(options.models_dir, options.name, model, metadata)
     return TrainingResult(artifact=artifact, metadata=artifact.metadata)
 
 
-def compiled_report(model: Pipeline, schema: Schema, X_test: pd.DataFrame) -> dict[str, Any]:
+def compiled_report(model: Any, schema: Schema, X_test: pd.DataFrame, task: str, classes: list) -> dict[str, Any]:
     """Whether the compiled backend reproduces this model on the test set (the service checks
     again at every start, on generated rows, before it uses it). Saved under the metadata's
     "fast_path" key, the artifact format's name for it."""
     try:
         program = compiled.compile_pipeline(model, schema)
         matrix, usable = matrix_from_frame(schema, X_test)
-        difference = compiled.verify(program, model, schema, matrix[usable])
+        difference = compiled.verify(program, model, schema, matrix[usable], task, classes)
     except (compiled.Unsupported, compiled.Mismatch) as exc:
         return {"backend": "scikit-learn", "reason": str(exc)}
     return {"backend": "numpy", "kind": program.kind, "rows_checked": int(usable.sum()),

@@ -1,0 +1,2 @@
+"""k-nearest neighbours."""
+from __future__ import annotations

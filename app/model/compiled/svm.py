@@ -1,0 +1,2 @@
+"""Support vector machines (kernel SVC and SVR)."""
+from __future__ import annotations
