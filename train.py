@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Train a classifier and save it as a versioned artifact under models/.
+"""Train a classifier or a regressor and save it as a versioned artifact under models/.
 
     python train.py                                   # the Pima diabetes SVM (the default model)
     python train.py --data my.csv --target label      # your own CSV
+    python train.py --data houses.csv --target price --estimator hgb   # numbers: a regressor
 """
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from pathlib import Path
 
 from app import config
 from app.model.artifacts import ArtifactError, list_versions
-from app.model.training import ESTIMATORS, SCORINGS, TrainingError, TrainingOptions, stderr_progress, train
+from app.model.training import (DEFAULT_ESTIMATOR, DEFAULT_SCORING, ESTIMATOR_CHOICES, ESTIMATORS, SCORINGS, TASKS,
+                                TrainingError, TrainingOptions, stderr_progress, train)
 
 DEFAULT_DATA = Path("data/training.csv")
 DEFAULT_TEST = Path("data/test.csv")
@@ -34,14 +36,23 @@ def parse_arguments(argv: list[str], settings: dict) -> argparse.Namespace:
     held_out = parser.add_mutually_exclusive_group()
     held_out.add_argument("--test-data", type=Path, help="a separate CSV to evaluate on")
     held_out.add_argument("--test-size", type=float, help="hold out this fraction of --data instead (default 0.2)")
-    parser.add_argument("--estimator", choices=ESTIMATORS, default="svm", help="svm (RBF SVM, default), logreg or rf")
+    parser.add_argument("--task", choices=TASKS,
+                        help="classification or regression (default: regression for a numeric target with fractions "
+                             "or more than 50 distinct values, else classification)")
+    parser.add_argument("--estimator", choices=ESTIMATORS,
+                        help=f"classification: {', '.join(ESTIMATOR_CHOICES['classification'])} (default "
+                             f"{DEFAULT_ESTIMATOR['classification']}); regression: "
+                             f"{', '.join(ESTIMATOR_CHOICES['regression'])} (default {DEFAULT_ESTIMATOR['regression']}); "
+                             "hgb is HistGradientBoosting, with native gaps and categories")
     parser.add_argument("--name", help=f"model name (default: {DEFAULT_NAME}, or the data file's name)")
     parser.add_argument("--drop", action="append", default=[], metavar="COLUMN", help="leave a column out (repeatable)")
     parser.add_argument("--columns", type=Path, metavar="JSON",
                         help='labels, units and descriptions of the columns: {"col": {"label": .., "unit": .., "description": ..}}')
     parser.add_argument("--folds", type=int, default=5, help="cross-validation folds (default 5)")
-    parser.add_argument("--scoring", choices=SCORINGS, default="neg_log_loss",
-                        help="what the grid search maximises (default neg_log_loss: the service returns probabilities, so pick the best-calibrated model)")
+    parser.add_argument("--scoring", choices=SCORINGS,
+                        help=f"what the grid search maximises (default {DEFAULT_SCORING['classification']} for "
+                             "classifiers: the service returns probabilities, so pick the best-calibrated model; "
+                             f"{DEFAULT_SCORING['regression']} for regressors)")
     parser.add_argument("--seed", type=int, default=42, help="random seed: the same data and seed give the same model")
     parser.add_argument("--models-dir", type=Path, default=Path(settings["MODELS_DIR"]),
                         help="where artifacts go (default: MODELS_DIR, or models/)")
@@ -68,6 +79,7 @@ def options_from(arguments: argparse.Namespace, argv: list[str]) -> TrainingOpti
         test_data=test_data,
         test_size=arguments.test_size,
         estimator=arguments.estimator,
+        task=arguments.task,
         folds=arguments.folds,
         seed=arguments.seed,
         scoring=arguments.scoring,
@@ -84,6 +96,8 @@ def slug(text: str) -> str:
 
 
 def report(metadata: dict, path: Path) -> str:
+    if metadata.get("task") == "regression":
+        return regression_report(metadata, path)
     cv, test = metadata["cv"], metadata["test_metrics"]
     matrix = test["confusion_matrix"]
     cells = [str(label) for label in matrix["labels"]] + [str(n) for row in matrix["matrix"] for n in row]
@@ -101,6 +115,22 @@ def report(metadata: dict, path: Path) -> str:
         lines.append(f"{str(label):>{width}}" + "".join(f"{count:>{width}}" for count in row))
     lines.append(f"written to {path}")
     return "\n".join(lines)
+
+
+def regression_report(metadata: dict, path: Path) -> str:
+    cv, test = metadata["cv"], metadata["test_metrics"]
+    baseline = test["baseline"]
+    r2 = "n/a" if test["r2"] is None else format(test["r2"], ".4f")
+    return "\n".join([
+        f"model {metadata['name']} version {metadata['version']} ({metadata['estimator']}, regression)",
+        f"best params {', '.join(f'{k}={v}' for k, v in cv['best_params'].items())}",
+        f"cv {cv['scoring']} {cv['best_score']:.4f} ({cv['folds']}-fold, seed {cv['seed']})",
+        f"test on {test['rows']} rows      model     predict-the-mean",
+        f"  RMSE             {test['rmse']:>10.4g}   {baseline['rmse']:>10.4g}",
+        f"  MAE              {test['mae']:>10.4g}   {baseline['mae']:>10.4g}",
+        f"  R²               {r2:>10}   {'n/a' if baseline['r2'] is None else format(baseline['r2'], '.4f'):>10}",
+        f"written to {path}",
+    ])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,10 +12,11 @@ import pytest
 
 from app import config, create_app
 from app.model.training import TrainingOptions, train
-from tests.datasets import titanic_like, write_csv
+from tests.datasets import progression_like, titanic_like, write_csv
 
 ROOT = Path(__file__).resolve().parent.parent
 PIMA = config.DEFAULT_MODEL_NAME
+REGRESSOR = "progression"  # the regressor every served-models test sees beside the classifiers
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -41,11 +42,15 @@ def default_training(tmp_path_factory) -> dict:
 
 @pytest.fixture(scope="session")
 def models_dir(default_training, tmp_path_factory) -> Path:
-    """The default Pima model plus a small Titanic-style model with categories and gaps."""
+    """The default Pima model, a small Titanic-style classifier with categories and gaps, and a
+    HistGradientBoosting regressor (with a category and gaps too)."""
     models = tmp_path_factory.mktemp("served-models")
     shutil.copytree(default_training["models_dir"], models, dirs_exist_ok=True)
-    data = write_csv(titanic_like(), tmp_path_factory.mktemp("titanic") / "titanic.csv")
+    folder = tmp_path_factory.mktemp("data")
+    data = write_csv(titanic_like(), folder / "titanic.csv")
     train(TrainingOptions(data=data, target="Survived", name="titanic", estimator="logreg", models_dir=models))
+    data = write_csv(progression_like(), folder / "progression.csv")
+    train(TrainingOptions(data=data, target="progression", name=REGRESSOR, estimator="hgb", folds=3, models_dir=models))
     return models
 
 

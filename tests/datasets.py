@@ -36,6 +36,19 @@ def titanic_like(rows: int = 200, seed: int = 0) -> pd.DataFrame:
     return frame
 
 
+def progression_like(rows: int | None = None, seed: int = 0) -> pd.DataFrame:
+    """scikit-learn's diabetes regression data (shipped with it: no download), made to look like
+    a user's file: sex as text, gaps in bmi and bp, the target renamed ``progression``."""
+    from sklearn.datasets import load_diabetes
+
+    frame = load_diabetes(as_frame=True, scaled=False).frame.rename(columns={"target": "progression"})
+    rng = np.random.default_rng(seed)
+    frame["sex"] = np.where(frame["sex"] == 1, "female", "male").astype(object)
+    frame.loc[rng.random(len(frame)) < 0.08, "bmi"] = np.nan
+    frame.loc[rng.random(len(frame)) < 0.05, "bp"] = np.nan
+    return frame if rows is None else frame.sample(rows, replace=rows > len(frame), random_state=seed)
+
+
 def write_csv(frame: pd.DataFrame, path: Path) -> Path:
     frame.to_csv(path, index=False)
     return path

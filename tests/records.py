@@ -9,6 +9,9 @@ CSV_ROW = ",".join(str(v) for v in RECORD.values())
 QUERY = "&".join(f"{k}={v}" for k, v in RECORD.items())
 # The titanic-style model's input: categories, a gap, and a column it ignores (Name).
 PASSENGER = {"Sex": "female", "Pclass": 1, "Age": None, "Fare": 80.0, "Embarked": "C", "Name": "Ann"}
+# The regressor's input (scikit-learn's diabetes data, unscaled): a category and a gap.
+PATIENT = {"age": 59, "sex": "female", "bmi": 32.1, "bp": None, "s1": 157, "s2": 93.2, "s3": 38, "s4": 4,
+           "s5": 4.8598, "s6": 87}
 
 KEY = "alpha-key-A1b2C3d4E5f6G7h8"
 SECOND_KEY = "bravo-key-Z9y8X7w6V5u4T3s2"

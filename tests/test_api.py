@@ -104,7 +104,7 @@ def test_health_and_ready(client):
 
 def test_models_lists_every_model_and_describes_one(client):
     listing = client.get("/models").json
-    assert [m["name"] for m in listing["models"]] == ["pima-diabetes", "titanic"]
+    assert [m["name"] for m in listing["models"]] == ["pima-diabetes", "progression", "titanic"]
     described = client.get("/models/pima-diabetes").json
     assert described["versions"] == [1] and described["classes"] == [0, 1]
     assert described["example"].keys() == RECORD.keys()

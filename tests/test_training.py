@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 from app.model import artifacts
 from app.model.training import TrainingError, TrainingOptions, train
 from tests.conftest import ROOT
-from tests.datasets import titanic_like, write_csv
+from tests.datasets import progression_like, titanic_like, write_csv
 
 METADATA_KEYS = {
     "name", "version", "created", "command", "estimator", "target", "classes", "schema", "training_data",
@@ -71,14 +72,44 @@ def test_metadata_describes_everything_serving_needs(tmp_path):
     assert metadata["fast_path"]["max_probability_difference"] <= 1e-9
 
 
-@pytest.mark.parametrize("estimator", ["svm", "logreg", "rf"])
-def test_every_estimator_trains_on_categories_and_gaps(tmp_path, estimator):
+@pytest.mark.parametrize("estimator", ["svm", "logreg", "rf", "hgb"])
+def test_every_classifier_trains_on_categories_and_gaps(tmp_path, estimator):
     result = train(tiny_options(tmp_path, rows=400, estimator=estimator))
     frame = titanic_like(rows=20, seed=9)
     probabilities = result.artifact.model.predict_proba(frame.drop(columns=["Survived", "Name"]))
     assert probabilities.shape == (20, 2)
     assert np.allclose(probabilities.sum(axis=1), 1.0)
     assert result.metadata["test_metrics"]["accuracy"] > 0.7  # the generated signal is strong
+
+
+@pytest.fixture(scope="module")
+def progression_csv(tmp_path_factory) -> Path:
+    return write_csv(progression_like(), tmp_path_factory.mktemp("progression") / "progression.csv")
+
+
+@pytest.mark.parametrize("estimator", ["ridge", "rf", "hgb", "svr"])
+def test_every_regressor_trains_on_categories_and_gaps_and_beats_predicting_the_mean(tmp_path, progression_csv, estimator):
+    result = train(TrainingOptions(data=progression_csv, target="progression", name="p", estimator=estimator, folds=3,
+                                   models_dir=tmp_path))
+    metadata = result.metadata
+    assert metadata["task"] == "regression" and metadata["classes"] == []
+    metrics = metadata["test_metrics"]
+    assert metrics["rmse"] < metrics["baseline"]["rmse"] and metrics["mae"] < metrics["baseline"]["mae"]
+    assert metrics["r2"] > 0.2 and abs(metrics["baseline"]["r2"]) < 0.1
+    assert metadata["cv"]["scoring"] == "neg_root_mean_squared_error"
+    assert metadata["target_range"]["min"] == 25.0 and metadata["target_range"]["max"] == 346.0
+    frame = progression_like(rows=30, seed=5)
+    values = result.artifact.model.predict(frame.drop(columns=["progression"]))
+    assert values.shape == (30,) and np.isfinite(values).all()
+
+
+def test_a_numeric_target_with_many_values_trains_a_regressor_and_says_so(tmp_path, progression_csv):
+    done = run_cli("--data", str(progression_csv), "--target", "progression", "--estimator", "ridge", "--folds", "3",
+                   "--models-dir", str(tmp_path / "m"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "training a regressor (--task classification to treat them as classes)" in done.stderr
+    assert "(ridge, regression)" in done.stdout and "predict-the-mean" in done.stdout
+    assert re.search(r"RMSE +\d", done.stdout)
 
 
 def test_same_data_and_seed_give_the_same_model(tmp_path):
@@ -128,7 +159,18 @@ BAD_CLI_INPUTS = [
     ("ragged-rows", lambda t: ["--data", write(t, "r.csv", "a,y\n1,2\n1,2,3,4\n"), "--target", "y"], "not a readable CSV"),
     ("missing-target", lambda t: ["--data", pima(t), "--target", "Diabetes"], "target column 'Diabetes' is not in"),
     ("one-class", lambda t: ["--data", one_class(t), "--target", "Outcome"], "only one class"),
-    ("continuous-target", lambda t: ["--data", continuous(t), "--target", "price"], "fractional numbers"),
+    ("continuous-target-as-classes", lambda t: ["--data", continuous(t), "--target", "price", "--task", "classification"],
+     "fractional numbers"),
+    ("text-target-as-numbers", lambda t: ["--data", pima_text_target(t), "--target", "Outcome", "--task", "regression"],
+     "holds text such as"),
+    ("constant-target-as-numbers", lambda t: ["--data", continuous(t, constant=True), "--target", "price",
+                                              "--task", "regression"], "same value in every row"),
+    ("classifier-for-numbers", lambda t: ["--data", continuous(t), "--target", "price", "--estimator", "svm"],
+     "estimator 'svm' does not do regression"),
+    ("regressor-for-classes", lambda t: ["--data", pima(t), "--target", "Outcome", "--estimator", "ridge"],
+     "estimator 'ridge' does not do classification"),
+    ("scoring-for-the-other-task", lambda t: ["--data", continuous(t), "--target", "price", "--scoring", "accuracy"],
+     "scoring 'accuracy' does not score regression"),
     ("target-with-gaps", lambda t: ["--data", gappy_target(t), "--target", "Outcome"], "empty values"),
     ("only-target", lambda t: ["--data", write(t, "o.csv", "y\n" + "0\n1\n" * 10), "--target", "y"], "no feature columns"),
     ("target-without-data", lambda t: ["--target", "label"], "--target needs --data"),
@@ -160,9 +202,15 @@ def one_class(tmp_path: Path) -> str:
     return str(write_csv(frame.assign(Outcome=1), tmp_path / "one.csv"))
 
 
-def continuous(tmp_path: Path) -> str:
+def continuous(tmp_path: Path, constant: bool = False) -> str:
     rng = np.random.default_rng(0)
-    return str(write_csv(pd.DataFrame({"size": rng.random(50), "price": rng.random(50) * 1000}), tmp_path / "c.csv"))
+    price = np.full(50, 7.5) if constant else rng.random(50) * 1000
+    return str(write_csv(pd.DataFrame({"size": rng.random(50), "price": price}), tmp_path / "c.csv"))
+
+
+def pima_text_target(tmp_path: Path) -> str:
+    frame = pd.read_csv(ROOT / "data" / "training.csv")
+    return str(write_csv(frame.assign(Outcome=frame["Outcome"].map({0: "no", 1: "yes"})), tmp_path / "text.csv"))
 
 
 def gappy_target(tmp_path: Path) -> str:

@@ -12,6 +12,7 @@ from flask import Blueprint, Flask, Response, current_app, jsonify
 from flask_swagger_ui import get_swaggerui_blueprint
 
 from ..model.contract import NUMBER, Feature
+from ..model.output import CLASSIFICATION, REGRESSION
 from ..model.registry import LoadedModel, Registry
 from ..model.rules import MAX_MAGNITUDE
 from . import routes
@@ -73,9 +74,12 @@ ERRORS = {
 def build(registry: Registry, version: str, enabled: Callable[[str], bool]) -> dict[str, Any]:
     """The document: one path per route in the table that has operations to document."""
     default = registry.get()
-    schemas: dict[str, Any] = {"Problem": _problem_schema(), "PredictionResponse": _prediction_response(default)}
-    for name, versions in registry.models.items():
-        model = versions[max(versions)] if name != default.name else default
+    served = [versions[max(versions)] if name != default.name else default
+              for name, versions in registry.models.items()]
+    tasks = {model.task for model in served} | {default.task}
+    schemas: dict[str, Any] = {"Problem": _problem_schema(), "PredictionResponse": _prediction_response(tasks),
+                               **{PREDICTION_SCHEMAS[task]: PREDICTION_ITEMS[task] for task in tasks}}
+    for model in served:
         schemas[_record_name(model)] = _record_schema(model)
     details = _operation_details(default, registry.names())
     paths: dict[str, Any] = {}
@@ -130,9 +134,9 @@ def _operation_details(default: LoadedModel, model_names: list[str]) -> dict[str
                 "text/csv": {"schema": {"type": "string"}},
             }},
             "responses": {
-                "200": _json_response("Labels in input order", {
+                "200": _json_response("Labels (classifiers) or values (regressors) in input order", {
                     "type": "object", "required": ["predictions"],
-                    "properties": {"predictions": {"type": "array", "items": _label_schema(default)}},
+                    "properties": {"predictions": {"type": "array", "items": _plain_schema(default)}},
                 }),
                 **{code: _problem_response(text) for code, text in ERRORS.items()},
             },
@@ -230,27 +234,52 @@ def _query_parameter(feature: Feature) -> dict[str, Any]:
             "allowEmptyValue": feature.allow_missing}
 
 
-def _label_schema(model: LoadedModel) -> dict[str, Any]:
-    if all(isinstance(c, int) for c in model.classes):
+def _plain_schema(model: LoadedModel) -> dict[str, Any]:
+    """One item of /invocations' answer for the default model: its label, or its value."""
+    if model.is_regressor:
+        return {"type": "number"}
+    if all(isinstance(c, bool) for c in model.classes):
+        return {"type": "boolean"}
+    if all(isinstance(c, int) and not isinstance(c, bool) for c in model.classes):
         return {"type": "integer", "enum": model.classes}
+    if all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in model.classes):
+        return {"type": "number", "enum": model.classes}
     return {"type": "string", "enum": [str(c) for c in model.classes]}
 
 
-def _prediction_response(model: LoadedModel) -> dict[str, Any]:
+_WARNINGS = {"type": "array", "items": {"type": "string"},
+             "description": "values outside what the model saw in training, one sentence each"}
+PREDICTION_SCHEMAS = {CLASSIFICATION: "ClassPrediction", REGRESSION: "ValuePrediction"}
+PREDICTION_ITEMS = {
+    CLASSIFICATION: {
+        "type": "object", "required": ["label", "probabilities", "warnings"],
+        "description": "A classifier's answer for one row: what its predict says, and predict_proba by class "
+                       "(null for a classifier without probabilities, such as LinearSVC)",
+        "properties": {
+            "label": {"oneOf": [{"type": "number"}, {"type": "string"}, {"type": "boolean"}]},
+            "probabilities": {"type": "object", "nullable": True,
+                              "additionalProperties": {"type": "number", "minimum": 0, "maximum": 1}},
+            "warnings": _WARNINGS,
+        },
+    },
+    REGRESSION: {
+        "type": "object", "required": ["value", "warnings"],
+        "description": "A regressor's answer for one row: what its predict says",
+        "properties": {"value": {"type": "number"}, "warnings": _WARNINGS},
+    },
+}
+
+
+def _prediction_response(tasks: set[str]) -> dict[str, Any]:
+    """The answer of /predict; with classifiers and regressors served, an item is either."""
+    items = [{"$ref": f"#/components/schemas/{PREDICTION_SCHEMAS[task]}"} for task in sorted(tasks)]
     return {
         "type": "object",
         "required": ["model", "predictions"],
         "properties": {
             "model": {"type": "object", "required": ["name", "version"],
                       "properties": {"name": {"type": "string"}, "version": {"type": "integer"}}},
-            "predictions": {"type": "array", "items": {
-                "type": "object", "required": ["label", "probabilities", "warnings"],
-                "properties": {
-                    "label": {"oneOf": [{"type": "integer"}, {"type": "string"}]},
-                    "probabilities": {"type": "object", "additionalProperties": {"type": "number", "minimum": 0, "maximum": 1}},
-                    "warnings": {"type": "array", "items": {"type": "string"}},
-                },
-            }},
+            "predictions": {"type": "array", "items": items[0] if len(items) == 1 else {"oneOf": items}},
         },
     }
 

@@ -1,4 +1,4 @@
-"""Build, tune, evaluate and save a classifier for a CSV file.
+"""Build, tune, evaluate and save a classifier or a regressor for a CSV file.
 
 Everything the model needs at prediction time (imputation, scaling, one-hot encoding) lives in
 the saved Pipeline, so the artifact alone is the whole predictor and the service never redoes
@@ -19,24 +19,34 @@ import numpy as np
 import pandas as pd
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import RandomForestClassifier
+from sklearn.ensemble import (HistGradientBoostingClassifier, HistGradientBoostingRegressor, RandomForestClassifier,
+                              RandomForestRegressor)
 from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score, confusion_matrix, get_scorer, log_loss, roc_auc_score
-from sklearn.model_selection import GridSearchCV, StratifiedKFold, train_test_split
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.metrics import (accuracy_score, confusion_matrix, get_scorer, log_loss, mean_absolute_error,
+                             mean_squared_error, r2_score, roc_auc_score)
+from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold, train_test_split
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
-from sklearn.svm import SVC
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+from sklearn.svm import SVC, SVR
 
 from . import artifacts, compiled
 from .contract import NUMBER, Schema
-from .output import CLASSIFICATION
+from .output import CLASSIFICATION, REGRESSION
 from .describe import category_values, describe_frame, matrix_from_frame
 
-ESTIMATORS = ("svm", "logreg", "rf")
-SCORINGS = ("accuracy", "balanced_accuracy", "roc_auc", "neg_log_loss", "f1")
+TASKS = (CLASSIFICATION, REGRESSION)
+ESTIMATOR_CHOICES = {CLASSIFICATION: ("svm", "logreg", "rf", "hgb"), REGRESSION: ("ridge", "rf", "hgb", "svr")}
+ESTIMATORS = tuple(dict.fromkeys(ESTIMATOR_CHOICES[CLASSIFICATION] + ESTIMATOR_CHOICES[REGRESSION]))
+DEFAULT_ESTIMATOR = {CLASSIFICATION: "svm", REGRESSION: "hgb"}
+SCORING_CHOICES = {CLASSIFICATION: ("accuracy", "balanced_accuracy", "roc_auc", "neg_log_loss", "f1"),
+                   REGRESSION: ("neg_root_mean_squared_error", "neg_mean_absolute_error", "r2")}
+SCORINGS = SCORING_CHOICES[CLASSIFICATION] + SCORING_CHOICES[REGRESSION]
+# Classifiers are tuned for calibrated probabilities (the service answers them); regressors for RMSE.
+DEFAULT_SCORING = {CLASSIFICATION: "neg_log_loss", REGRESSION: "neg_root_mean_squared_error"}
 MISSING_CATEGORY = "__missing__"
 MAX_CLASSES = 50
+STEP = {CLASSIFICATION: "classifier", REGRESSION: "regressor"}  # the Pipeline's last step
 
 
 class TrainingError(Exception):
@@ -50,10 +60,11 @@ class TrainingOptions:
     name: str
     test_data: Path | None = None
     test_size: float | None = None
-    estimator: str = "svm"
+    estimator: str | None = None  # None: DEFAULT_ESTIMATOR of the task
     folds: int = 5
     seed: int = 42
-    scoring: str = "neg_log_loss"
+    scoring: str | None = None  # None: DEFAULT_SCORING of the task
+    task: str | None = None  # None: from the target (see detect_task)
     drop: Sequence[str] = ()
     columns: Path | None = None  # JSON: column -> {"label", "unit", "description"}
     models_dir: Path = Path("models")
@@ -140,6 +151,30 @@ def identifier_columns(features: pd.DataFrame) -> list[str]:
     return found
 
 
+def detect_task(labels: pd.Series) -> str:
+    """Regression for a numeric target with fractions or more distinct values than a classifier
+    takes (MAX_CLASSES); classification for anything else (text, booleans, a few whole numbers)."""
+    if not pd.api.types.is_numeric_dtype(labels) or pd.api.types.is_bool_dtype(labels):
+        return CLASSIFICATION
+    fractional = not np.all(np.equal(np.mod(labels, 1), 0))
+    return REGRESSION if fractional or labels.nunique() > MAX_CLASSES else CLASSIFICATION
+
+
+def check_regression_target(values: pd.Series, target: str) -> None:
+    if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        example = next((v for v in values if not _is_number(v)), values.iloc[0])
+        raise TrainingError(f"target column {target!r} holds text such as {str(example)!r}; "
+                            "a regressor predicts numbers (use --task classification for labels)")
+    if not np.all(np.isfinite(values.to_numpy(dtype="float64"))):
+        raise TrainingError(f"target column {target!r} holds an infinite value; a regressor needs finite numbers")
+    if values.nunique() < 2:
+        raise TrainingError(f"target column {target!r} has the same value in every row; there is nothing to learn")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
+
+
 def check_target(labels: pd.Series, target: str) -> None:
     classes = labels.unique()
     if len(classes) < 2:
@@ -148,13 +183,13 @@ def check_target(labels: pd.Series, target: str) -> None:
         )
     if pd.api.types.is_float_dtype(labels) and not np.all(np.equal(np.mod(labels, 1), 0)):
         raise TrainingError(
-            f"target column {target!r} holds fractional numbers; this trainer builds classifiers, "
-            "so the target must be class labels"
+            f"target column {target!r} holds fractional numbers, which are not class labels; "
+            "to predict the numbers, use --task regression"
         )
     if len(classes) > MAX_CLASSES:
         raise TrainingError(
-            f"target column {target!r} has {len(classes)} distinct values; this trainer builds classifiers "
-            f"(at most {MAX_CLASSES} classes). Is it the right column?"
+            f"target column {target!r} has {len(classes)} distinct values, too many for a classifier "
+            f"(at most {MAX_CLASSES} classes); to predict numbers, use --task regression. Is it the right column?"
         )
     smallest = labels.value_counts().min()
     if smallest < 4:
@@ -186,8 +221,46 @@ def native_labels(labels: pd.Series) -> pd.Series:
 
 
 # ---- model ------------------------------------------------------------------------------------
-def build_pipeline(schema: Schema, estimator: str, seed: int, calibration_folds: int) -> tuple[Pipeline, dict]:
-    """The Pipeline and its hyperparameter grid for one estimator kind."""
+def build_pipeline(schema: Schema, task: str, estimator: str, seed: int,
+                   calibration_folds: int = 5) -> tuple[Pipeline, dict]:
+    """The Pipeline and its hyperparameter grid for one task and estimator kind."""
+    if estimator not in ESTIMATOR_CHOICES[task]:
+        raise TrainingError(f"estimator {estimator!r} does not do {task}; choose one of: "
+                            f"{', '.join(ESTIMATOR_CHOICES[task])}")
+    step = STEP[task]
+    if estimator == "hgb":
+        preprocess, categorical = _native_preprocess(schema)
+        kind = HistGradientBoostingClassifier if task == CLASSIFICATION else HistGradientBoostingRegressor
+        model = kind(categorical_features=categorical, random_state=seed)
+        grid = {f"{step}__learning_rate": [0.03, 0.1], f"{step}__max_leaf_nodes": [7, 15, 31],
+                f"{step}__l2_regularization": [0.0, 1.0]}
+        return Pipeline([("preprocess", preprocess), (step, model)]), grid
+    preprocess = _scaled_preprocess(schema)
+    if estimator == "svm":
+        # SVC(probability=True) is deprecated since scikit-learn 1.9; this is its recommended
+        # replacement: Platt scaling fitted by cross-validation, one final SVC.
+        model = CalibratedClassifierCV(SVC(kernel="rbf"), cv=calibration_folds, ensemble=False)
+        grid = {f"{step}__estimator__C": [0.1, 0.3, 1, 3, 10, 30, 100],
+                f"{step}__estimator__gamma": ["scale", 0.001, 0.003, 0.01, 0.03, 0.1]}
+    elif estimator == "logreg":
+        model = LogisticRegression(max_iter=5000)
+        grid = {f"{step}__C": [0.01, 0.03, 0.1, 0.3, 1, 3, 10, 100]}
+    elif estimator == "rf":
+        model = (RandomForestClassifier if task == CLASSIFICATION else RandomForestRegressor)(
+            n_estimators=100, random_state=seed)
+        grid = {f"{step}__max_depth": [None, 4, 8], f"{step}__min_samples_leaf": [1, 3, 10]}
+    elif estimator == "ridge":
+        model = Ridge()
+        grid = {f"{step}__alpha": [0.01, 0.1, 1, 10, 100, 1000]}
+    else:  # svr
+        model = SVR(kernel="rbf")
+        grid = {f"{step}__C": [0.1, 1, 10, 100, 1000], f"{step}__gamma": ["scale", 0.01, 0.1],
+                f"{step}__epsilon": [0.1]}
+    return Pipeline([("preprocess", preprocess), (step, model)]), grid
+
+
+def _scaled_preprocess(schema: Schema) -> ColumnTransformer:
+    """Median-imputed, standardised numbers; one-hot categories with gaps as their own category."""
     numbers = [f.name for f in schema.features if f.kind == NUMBER]
     categories = [f.name for f in schema.features if f.kind != NUMBER]
     parts = []
@@ -202,24 +275,22 @@ def build_pipeline(schema: Schema, estimator: str, seed: int, calibration_folds:
             ]),
             categories,
         ))
+    return ColumnTransformer(parts, remainder="drop", verbose_feature_names_out=False)
+
+
+def _native_preprocess(schema: Schema) -> tuple[ColumnTransformer, list[bool]]:
+    """For HistGradientBoosting: numbers as they are (it routes gaps itself) and categories as
+    ordinal codes it splits on natively (a gap stays NaN); the mask marks the category columns."""
+    numbers = [f.name for f in schema.features if f.kind == NUMBER]
+    categories = [f.name for f in schema.features if f.kind != NUMBER]
+    parts = []
+    if numbers:
+        parts.append(("numbers", "passthrough", numbers))
+    if categories:
+        parts.append(("categories", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan,
+                                                   encoded_missing_value=np.nan), categories))
     preprocess = ColumnTransformer(parts, remainder="drop", verbose_feature_names_out=False)
-    if estimator == "svm":
-        # SVC(probability=True) is deprecated since scikit-learn 1.9; this is its recommended
-        # replacement: Platt scaling fitted by cross-validation, one final SVC.
-        classifier = CalibratedClassifierCV(SVC(kernel="rbf"), cv=calibration_folds, ensemble=False)
-        grid = {
-            "classifier__estimator__C": [0.1, 0.3, 1, 3, 10, 30, 100],
-            "classifier__estimator__gamma": ["scale", 0.001, 0.003, 0.01, 0.03, 0.1],
-        }
-    elif estimator == "logreg":
-        classifier = LogisticRegression(max_iter=5000)
-        grid = {"classifier__C": [0.01, 0.03, 0.1, 0.3, 1, 3, 10, 100]}
-    elif estimator == "rf":
-        classifier = RandomForestClassifier(n_estimators=100, random_state=seed)
-        grid = {"classifier__max_depth": [None, 4, 8], "classifier__min_samples_leaf": [1, 3, 10]}
-    else:
-        raise TrainingError(f"unknown estimator {estimator!r}; choose one of: {', '.join(ESTIMATORS)}")
-    return Pipeline([("preprocess", preprocess), ("classifier", classifier)]), grid
+    return preprocess, [False] * len(numbers) + [True] * len(categories)
 
 
 class ProgressScorer:
@@ -264,12 +335,33 @@ def evaluate(model: Pipeline, features: pd.DataFrame, labels: pd.Series) -> dict
     return metrics
 
 
+def evaluate_regression(model: Pipeline, features: pd.DataFrame, values: pd.Series,
+                        training_values: pd.Series) -> dict[str, Any]:
+    """RMSE, MAE and R² on held-out rows, beside the same for always predicting the training mean."""
+    truth = values.to_numpy(dtype="float64")
+    predicted = np.asarray(model.predict(features), dtype="float64")
+    baseline = np.full_like(truth, float(training_values.mean()))
+
+    def scores(guess: np.ndarray) -> dict[str, float | None]:
+        return {"rmse": _round(float(np.sqrt(mean_squared_error(truth, guess)))),
+                "mae": _round(float(mean_absolute_error(truth, guess))),
+                "r2": _round(float(r2_score(truth, guess))) if len(truth) > 1 else None}
+
+    return {"rows": int(len(truth)), **scores(predicted), "baseline": {"strategy": "training mean", **scores(baseline)}}
+
+
+def _round(number: float) -> float:
+    return float(f"{number:.6g}")
+
+
 def train(options: TrainingOptions) -> TrainingResult:
     say = options.progress or (lambda message: None)
     artifacts.check_name(options.name)
-    if options.estimator not in ESTIMATORS:
+    if options.task is not None and options.task not in TASKS:
+        raise TrainingError(f"unknown task {options.task!r}; choose one of: {', '.join(TASKS)}")
+    if options.estimator is not None and options.estimator not in ESTIMATORS:
         raise TrainingError(f"unknown estimator {options.estimator!r}; choose one of: {', '.join(ESTIMATORS)}")
-    if options.scoring not in SCORINGS:
+    if options.scoring is not None and options.scoring not in SCORINGS:
         raise TrainingError(f"unknown scoring {options.scoring!r}; choose one of: {', '.join(SCORINGS)}")
     if options.test_data is not None and options.test_size is not None:
         raise TrainingError("give either --test-data or --test-size, not both")
@@ -286,8 +378,20 @@ def train(options: TrainingOptions) -> TrainingResult:
     features = features.drop(columns=ignored)
     if features.shape[1] == 0:
         raise TrainingError("no usable feature columns are left after setting aside identifier columns")
-    check_target(labels, options.target)
-    labels = native_labels(labels)
+    task = options.task or detect_task(labels)
+    if options.task is None and task == REGRESSION:
+        say(f"note: target {options.target!r} holds numbers with {labels.nunique()} distinct values: training a "
+            "regressor (--task classification to treat them as classes)")
+    estimator = options.estimator or DEFAULT_ESTIMATOR[task]
+    if estimator not in ESTIMATOR_CHOICES[task]:
+        raise TrainingError(f"estimator {estimator!r} does not do {task}; for {task} choose one of: "
+                            f"{', '.join(ESTIMATOR_CHOICES[task])}")
+    scoring = options.scoring or DEFAULT_SCORING[task]
+    if scoring not in SCORING_CHOICES[task]:
+        raise TrainingError(f"scoring {scoring!r} does not score {task}; choose one of: "
+                            f"{', '.join(SCORING_CHOICES[task])}")
+    prepare_target = _target_preparer(task, options.target)
+    labels = prepare_target(labels)
 
     if options.test_data is not None:
         test_frame = read_csv(options.test_data, "test data")
@@ -298,37 +402,40 @@ def train(options: TrainingOptions) -> TrainingResult:
         if missing:
             raise TrainingError(f"test data lacks the feature columns: {', '.join(map(str, missing))}")
         test_features = test_features[list(features.columns)]
-        test_labels = native_labels(test_labels)
+        test_labels = prepare_target(test_labels)
     else:
         size = options.test_size if options.test_size is not None else 0.2
         try:
             features, test_features, labels, test_labels = train_test_split(
-                features, labels, test_size=size, random_state=options.seed, stratify=labels
+                features, labels, test_size=size, random_state=options.seed,
+                stratify=labels if task == CLASSIFICATION else None,
             )
         except ValueError as exc:
             raise TrainingError(f"cannot hold out a test set of {size:g} of the rows: {exc}") from None
-    check_target(labels, options.target)
+    prepare_target(labels)
 
     schema = describe_frame(features, ignored=ignored, target=options.target, annotations=read_columns(options.columns))
     X, X_test = prepare(features, schema), prepare(test_features, schema)
-    unseen = sorted(set(test_labels) - set(labels), key=str)
-    if unseen:
-        raise TrainingError(f"test data has classes not in the training data: {', '.join(map(repr, unseen))}")
-    if options.scoring in ("roc_auc", "f1") and labels.nunique() > 2:
-        raise TrainingError(f"scoring {options.scoring!r} needs a two-class target; use accuracy or neg_log_loss")
-
-    smallest = int(labels.value_counts().min())
-    folds = min(options.folds, smallest)
-    calibration_folds = max(2, min(5, smallest * (folds - 1) // folds // 2))
-    pipeline, grid = build_pipeline(schema, options.estimator, options.seed, calibration_folds)
+    if task == CLASSIFICATION:
+        unseen = sorted(set(test_labels) - set(labels), key=str)
+        if unseen:
+            raise TrainingError(f"test data has classes not in the training data: {', '.join(map(repr, unseen))}")
+        if scoring in ("roc_auc", "f1") and labels.nunique() > 2:
+            raise TrainingError(f"scoring {scoring!r} needs a two-class target; use accuracy or neg_log_loss")
+        smallest = int(labels.value_counts().min())
+        folds = min(options.folds, smallest)
+        calibration_folds = max(2, min(5, smallest * (folds - 1) // folds // 2))
+        splitter = StratifiedKFold(folds, shuffle=True, random_state=options.seed)
+    else:
+        folds = min(options.folds, len(X))
+        calibration_folds = 5
+        splitter = KFold(folds, shuffle=True, random_state=options.seed)
+    pipeline, grid = build_pipeline(schema, task, estimator, options.seed, calibration_folds)
     candidates = int(np.prod([len(v) for v in grid.values()]))
-    say(f"training {options.estimator} on {len(X)} rows x {X.shape[1]} features: "
+    say(f"training {estimator} ({task}) on {len(X)} rows x {X.shape[1]} features: "
         f"{candidates} candidates x {folds} folds = {candidates * folds} fits")
-    scorer = ProgressScorer(options.scoring, candidates * folds, say)
-    search = GridSearchCV(
-        pipeline, grid, scoring=scorer, cv=StratifiedKFold(folds, shuffle=True, random_state=options.seed),
-        n_jobs=1, refit=True, error_score="raise",
-    )
+    scorer = ProgressScorer(scoring, candidates * folds, say)
+    search = GridSearchCV(pipeline, grid, scoring=scorer, cv=splitter, n_jobs=1, refit=True, error_score="raise")
     started = time.monotonic()
     try:
         search.fit(X, labels)
@@ -336,14 +443,21 @@ def train(options: TrainingOptions) -> TrainingResult:
         raise TrainingError(f"training failed on this data: {exc}") from None
     model = search.best_estimator_
     say(f"evaluating on {len(X_test)} held-out rows")
-    metrics = evaluate(model, X_test, test_labels)
+    if task == CLASSIFICATION:
+        metrics = evaluate(model, X_test, test_labels)
+        classes = [_json_label(c) for c in model.classes_]
+    else:
+        metrics = evaluate_regression(model, X_test, test_labels, labels)
+        classes = []
 
     metadata = {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": options.command,
-        "estimator": options.estimator,
+        "task": task,
+        "estimator": estimator,
         "target": options.target,
-        "classes": [_json_label(c) for c in model.classes_],
+        "classes": classes,
+        "target_range": target_range(labels) if task == REGRESSION else None,
         "schema": schema.as_dict(),
         "training_data": {
             "file": Path(options.data).name,
@@ -357,18 +471,36 @@ def train(options: TrainingOptions) -> TrainingResult:
         },
         "cv": {
             "folds": folds,
-            "scoring": options.scoring,
-            "best_params": {k.removeprefix("classifier__"): _json_value(v) for k, v in search.best_params_.items()},
+            "scoring": scoring,
+            "best_params": {k.split("__", 1)[1]: _json_value(v) for k, v in search.best_params_.items()},
             "best_score": round(float(search.best_score_), 4),
             "seed": options.seed,
             "seconds": round(time.monotonic() - started, 1),
         },
         "test_metrics": metrics,
-        "fast_path": compiled_report(model, schema, X_test, CLASSIFICATION, [_json_label(c) for c in model.classes_]),
+        "fast_path": compiled_report(model, schema, X_test, task, classes),
         "fingerprint": _fingerprint(X, labels),
     }
     artifact = artifacts.save(options.models_dir, options.name, model, metadata)
     return TrainingResult(artifact=artifact, metadata=artifact.metadata)
+
+
+def _target_preparer(task: str, target: str) -> Callable[[pd.Series], pd.Series]:
+    """Checks a target column for the task and returns it as the model is fitted on it."""
+    def prepare(labels: pd.Series) -> pd.Series:
+        if task == CLASSIFICATION:
+            check_target(labels, target)
+            return native_labels(labels)
+        check_regression_target(labels, target)
+        return labels.astype("float64")
+    return prepare
+
+
+def target_range(values: pd.Series) -> dict[str, float]:
+    """What the regressor saw in training, for the page (a value against this range) and docs."""
+    present = values.astype("float64")
+    return {"min": float(present.min()), "max": float(present.max()), "mean": _round(float(present.mean())),
+            "q05": _round(float(present.quantile(0.05))), "q95": _round(float(present.quantile(0.95)))}
 
 
 def compiled_report(model: Any, schema: Schema, X_test: pd.DataFrame, task: str, classes: list) -> dict[str, Any]:
@@ -381,8 +513,10 @@ def compiled_report(model: Any, schema: Schema, X_test: pd.DataFrame, task: str,
         difference = compiled.verify(program, model, schema, matrix[usable], task, classes)
     except (compiled.Unsupported, compiled.Mismatch) as exc:
         return {"backend": "scikit-learn", "reason": str(exc)}
-    return {"backend": "numpy", "kind": program.kind, "rows_checked": int(usable.sum()),
-            "labels_identical": True, "max_probability_difference": difference}
+    report = {"backend": "numpy", "kind": program.kind, "rows_checked": int(usable.sum())}
+    if task == REGRESSION:
+        return {**report, "max_value_difference": difference}
+    return {**report, "labels_identical": True, "max_probability_difference": difference}
 
 
 def _fingerprint(X: pd.DataFrame, labels: pd.Series) -> str:

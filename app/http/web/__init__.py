@@ -21,6 +21,7 @@ def index() -> Response | str:
     model = registry.get()
     return render_template("index.html", model=model, features=model.schema.features,
                            metrics=model.metadata.get("test_metrics") or {}, classes=model.classes,
+                           target_range=model.metadata.get("target_range"),
                            needs_key=current_app.extensions["gateway"].keys is not None)
 
 

@@ -1,5 +1,6 @@
-// The form posts one JSON record to /predict and shows the label, a bar per class
-// probability, warnings, and per-field errors from the problem+json response.
+// The form posts one JSON record to /predict and shows a classifier's label with a bar per
+// class probability, or a regressor's value against the range seen in training; then the
+// warnings, and per-field errors from the problem+json response.
 (function () {
   "use strict";
   const form = document.getElementById("predict-form");
@@ -37,12 +38,42 @@
     if (!placed) formError.textContent = `${problem.title || "Error"}: ${problem.detail || ""}`;
   }
 
+  function formatNumber(value) {
+    return Math.abs(value) >= 1e5 || (value !== 0 && Math.abs(value) < 1e-3)
+      ? value.toExponential(4) : String(Number(value.toPrecision(6)));
+  }
+
+  // A regressor's value on the training targets' range: the band holds 90% of them.
+  function showValue(value) {
+    const range = document.getElementById("result-range");
+    const { min, max, q05, q95, target } = form.dataset;
+    if (min === undefined) { range.hidden = true; return; }
+    const low = Number(min), high = Number(max);
+    const span = high - low || 1;
+    const place = (x) => `${Math.min(100, Math.max(0, ((x - low) / span) * 100)).toFixed(1)}%`;
+    const band = range.querySelector(".range-band");
+    band.style.left = place(Number(q05));
+    band.style.width = `calc(${place(Number(q95))} - ${place(Number(q05))})`;
+    range.querySelector(".range-marker").style.left = place(value);
+    const where = value < low ? "below every" : value > high ? "above every" : "within the range of the";
+    document.getElementById("result-range-text").textContent =
+      `${where} ${target} seen in training: ${formatNumber(low)} to ${formatNumber(high)} ` +
+      `(90% between ${formatNumber(Number(q05))} and ${formatNumber(Number(q95))})`;
+    range.hidden = false;
+  }
+
   function showPrediction(body) {
     const prediction = body.predictions[0];
-    document.getElementById("result-label").textContent = String(prediction.label);
     const bars = document.getElementById("result-bars");
     bars.replaceChildren();
-    for (const [label, probability] of Object.entries(prediction.probabilities)) {
+    if ("value" in prediction) {
+      document.getElementById("result-label").textContent = formatNumber(prediction.value);
+      showValue(prediction.value);
+    } else {
+      document.getElementById("result-label").textContent = String(prediction.label);
+      document.getElementById("result-range").hidden = true;
+    }
+    for (const [label, probability] of Object.entries(prediction.probabilities || {})) {
       const row = document.createElement("div");
       row.className = "bar" + (label === String(prediction.label) ? " best" : "");
       row.dataset.label = label;
