@@ -1,5 +1,6 @@
-"""Operate on published models: list versions, pin a default version, roll back, unpin.
+"""Operate on published models: import one fitted elsewhere, list versions, pin, roll back, unpin.
 
+    python manage.py import MODEL_FILE --name NAME [--sample CSV] [--target COLUMN] [--features A,B,...]
     python manage.py versions [NAME]
     python manage.py pin [NAME] VERSION   # serve VERSION by default (after a reload)
     python manage.py rollback [NAME]      # pin the version before the one served now
@@ -9,10 +10,15 @@ A pin is a file beside the versions (models/NAME/pinned), so it survives restart
 server reading the folder agrees. A running server picks it up on reload (make reload, which
 sends HUP to gunicorn). MODEL_VERSION in the environment, when set, still wins for the default
 model. NAME defaults to DEFAULT_MODEL, the folder to MODELS_DIR (app/config.py reads both).
+
+``import`` publishes a fitted estimator or Pipeline saved with joblib, pickle or skops as the next
+version of NAME (app/model/importing.py); unpickling runs the file's code, so import only files
+you trust. Every refusal is one ``error:`` line and exit code 2, with nothing written.
 """
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 
 from app import config
@@ -26,12 +32,48 @@ def served_version(models_dir: str, name: str, settings: dict) -> int | None:
                            settings["DEFAULT_MODEL"], settings["MODEL_VERSION"])
 
 
+class CommandError(Exception):
+    """One line for the person at the terminal; exit code 2."""
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        return run(argv)
+    except CommandError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def import_model(args: argparse.Namespace, argv: list[str]) -> int:
+    from app.model.importing import ImportRefused, import_file
+
+    features = [f for f in args.features.split(",")] if args.features is not None else None
+    try:
+        artifact = import_file(args.model_file, args.name, args.models_dir, sample=args.sample, target=args.target,
+                               features=features, command=shlex.join(["python", "manage.py", *argv]))
+    except ImportRefused as exc:
+        raise CommandError(str(exc)) from None
+    except OSError as exc:
+        raise CommandError(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")) from None
+    metadata = artifact.metadata
+    print(f"imported {args.model_file} as {artifact.name} version {artifact.version} "
+          f"({metadata['estimator']}, {metadata['task']}), served by "
+          f"{'numpy (' + metadata['fast_path']['kind'] + ')' if metadata['fast_path']['backend'] == 'numpy' else 'scikit-learn'}")
+    metrics = metadata.get("test_metrics")
+    if metrics:
+        shown = {k: metrics[k] for k in ("accuracy", "roc_auc", "rmse", "mae", "r2") if metrics.get(k) is not None}
+        print(f"on the sample's {metrics['rows']} rows: " + ", ".join(f"{k} {v:.4g}" for k, v in shown.items()))
+    print(f"written to {artifact.path}; run make reload to serve it")
+    return 0
+
+
+def run(argv: list[str]) -> int:
     try:
         settings = config.load()
     except config.ConfigError as exc:
-        raise SystemExit(f"error: {exc}") from None
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+        raise CommandError(str(exc)) from None
+    parser = argparse.ArgumentParser(prog="manage.py", description=__doc__.splitlines()[0])
     parser.add_argument("--models-dir", default=settings["MODELS_DIR"])
     commands = parser.add_subparsers(dest="command", required=True)
     default_name = settings["DEFAULT_MODEL"]
@@ -39,7 +81,17 @@ def main(argv: list[str] | None = None) -> int:
         commands.add_parser(command).add_argument("name", nargs="?", default=default_name)
     pin = commands.add_parser("pin", usage="manage.py pin [NAME] VERSION")
     pin.add_argument("words", nargs="+", metavar="[NAME] VERSION")
+    imports = commands.add_parser("import", help="publish a model fitted elsewhere (joblib, pickle or skops file)")
+    imports.add_argument("model_file", metavar="MODEL_FILE")
+    imports.add_argument("--name", required=True, help="the model's name; the file becomes its next version")
+    imports.add_argument("--sample", metavar="CSV", help="rows the model takes (test data, ideally): the types, ranges, "
+                                                        "examples and categories of the input contract")
+    imports.add_argument("--target", metavar="COLUMN", help="the sample's column with the true answers: test metrics")
+    imports.add_argument("--features", metavar="A,B,...", help="the column names, in order, for a model fitted on an "
+                                                                "array without names")
     args = parser.parse_args(argv)
+    if args.command == "import":
+        return import_model(args, argv)
     if args.command == "pin":
         if len(args.words) > 2 or not args.words[-1].isascii() or not args.words[-1].isdigit():
             pin.error("give the version as a whole number, optionally after the model's name")
@@ -49,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         artifacts.check_name(args.name)
         versions = artifacts.list_versions(args.models_dir, args.name)
         if not versions:
-            raise SystemExit(f"error: no versions of {args.name!r} in {args.models_dir}/")
+            raise CommandError(f"no versions of {args.name!r} in {args.models_dir}/")
         current = served_version(args.models_dir, args.name, settings)
         if args.command == "versions":
             pinned = artifacts.read_pin(args.models_dir, args.name)
@@ -64,11 +116,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "pin":
             target = args.version
             if target not in versions:
-                raise SystemExit(f"error: {args.name} has no version {target}; its versions: {versions}")
+                raise CommandError(f"{args.name} has no version {target}; its versions: {versions}")
         else:
             older = [v for v in versions if v < (current or 0)]
             if not older:
-                raise SystemExit(f"error: {args.name} {current} is the oldest version; nothing to roll back to")
+                raise CommandError(f"{args.name} {current} is the oldest version; nothing to roll back to")
             target = older[-1]
         artifacts.write_pin(args.models_dir, args.name, target)
         print(f"{args.name}: pinned to version {target} (was {current}); run make reload to serve it")
@@ -77,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
         return 0
     except (artifacts.ArtifactError, ValueError) as exc:
-        raise SystemExit(f"error: {exc}") from None
+        raise CommandError(str(exc)) from None
 
 
 if __name__ == "__main__":

@@ -513,6 +513,8 @@ def compiled_report(model: Any, schema: Schema, X_test: pd.DataFrame, task: str,
         difference = compiled.verify(program, model, schema, matrix[usable], task, classes)
     except (compiled.Unsupported, compiled.Mismatch) as exc:
         return {"backend": "scikit-learn", "reason": str(exc)}
+    except Exception as exc:  # noqa: BLE001 - a failure to compile only means scikit-learn answers
+        return {"backend": "scikit-learn", "reason": f"the compiled backend failed ({type(exc).__name__}: {exc})"}
     report = {"backend": "numpy", "kind": program.kind, "rows_checked": int(usable.sum())}
     if task == REGRESSION:
         return {**report, "max_value_difference": difference}
