@@ -2,7 +2,7 @@
 
 For a single row Flask and Werkzeug cost several times more than the prediction itself (request
 and response objects, routing, header parsing). The common case, a JSON body with a declared
-length, no query string and no CORS origin, is answered here with the same decode, predict and
+length, at most ``?model=`` and ``?version=`` in the query string and no CORS origin, is answered here with the same decode, predict and
 encode functions (app/http/payloads.py) and the same response bytes. Anything else, and any
 request the decoder has something to say about, goes to Flask untouched (the body is handed
 back), so every error message and every other format has exactly one implementation.
@@ -15,12 +15,30 @@ from typing import Any
 from ..http import payloads
 
 Answer = tuple[str, list[tuple[str, str]], bytes]
+Selection = tuple[str | None, int | None]
+
+
+def selection(query: str) -> Selection | None:
+    """(model, version) from a query string of plain ``model=`` and ``version=``, each at most
+    once; None for anything else (encoded characters, other keys), which Flask answers."""
+    name = version = None
+    if not query:
+        return name, version
+    for part in query.split("&"):
+        key, _, value = part.partition("=")
+        if key == "model" and name is None and value and value.isascii() and "%" not in value and "+" not in value:
+            name = value
+        elif key == "version" and version is None and payloads.VERSION.fullmatch(value):
+            version = int(value)
+        else:
+            return None
+    return name, version
 
 
 def applies(environ: dict[str, Any], max_length: int) -> bool:
     if environ["REQUEST_METHOD"] != "POST" or environ.get("PATH_INFO") != "/predict":
         return False
-    if environ.get("QUERY_STRING") or "HTTP_ORIGIN" in environ:
+    if "HTTP_ORIGIN" in environ:
         return False
     length = environ.get("CONTENT_LENGTH", "")
     return (environ.get("CONTENT_TYPE") in payloads.PLAIN_JSON_HEADERS and length.isascii() and length.isdigit()
@@ -29,9 +47,12 @@ def applies(environ: dict[str, Any], max_length: int) -> bool:
 
 def answer(app, environ: dict[str, Any]) -> Answer | None:
     """The response, or None after handing the request (body included) back for Flask to answer."""
+    chosen = selection(environ.get("QUERY_STRING", ""))
+    if chosen is None:
+        return None
     body = environ["wsgi.input"].read(int(environ["CONTENT_LENGTH"]))
     try:
-        model = app.extensions["registry"].get()
+        model = app.extensions["registry"].get(*chosen)
         decoded = payloads.decode_json(payloads.parse_json(body), model.decoder, app.config["MAX_BATCH_ROWS"])
     except Exception:  # noqa: BLE001 - not swallowed: Flask decodes it again and answers it properly
         environ["wsgi.input"] = io.BytesIO(body)

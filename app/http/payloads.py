@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import json
 from typing import Any
 
@@ -34,6 +35,8 @@ PLAIN_JSON_HEADERS = frozenset({
 })
 RECORD_ENVELOPES = ("instances", "inputs", "dataframe_records")
 ENVELOPES = (*RECORD_ENVELOPES, "dataframe_split")
+
+VERSION = re.compile(r"[1-9][0-9]{0,8}")  # ?version=: ASCII digits only (str.isdigit() also accepts '²', '١')
 
 
 # ---- request ----------------------------------------------------------------------------------

@@ -6,8 +6,6 @@ gateway's direct path).
 """
 from __future__ import annotations
 
-import re
-
 from flask import Blueprint, Response, current_app, request
 
 from ..model.contract import Decoded
@@ -18,7 +16,6 @@ from .problems import MalformedRequest, PayloadTooLarge
 bp = Blueprint("predict", __name__)
 
 SELECTORS = ("model", "version")
-VERSION = re.compile(r"[1-9][0-9]{0,8}")  # ASCII digits only: str.isdigit() also accepts '²' and '١'
 
 
 def registry() -> Registry:
@@ -33,7 +30,7 @@ def choose_model() -> LoadedModel:
     version_text = arguments.get("version")
     version = None
     if version_text is not None:
-        if not VERSION.fullmatch(version_text):
+        if not payloads.VERSION.fullmatch(version_text):
             raise MalformedRequest(f"version must be a positive whole number, got {version_text[:20]!r}")
         version = int(version_text)
     name = arguments.get("model") or None
