@@ -8,7 +8,8 @@
     python clients/predict_client.py csv                          # data/test.csv
     python clients/predict_client.py csv my.csv --model pima-diabetes --version 1
 
-Prints one line per row: its index, the label and the probability of that label, and any warnings.
+Prints one line per row: its index and, for a classifier, the label and the probability of that
+label, or for a regressor the value; then any warnings.
 Exit codes: 0 success, 1 the service refused the request (4xx/5xx; its problem is printed),
 2 bad command-line usage, 3 the service could not be reached.
 """
@@ -74,9 +75,14 @@ def print_predictions(body: dict[str, Any]) -> None:
     predictions = body["predictions"]
     print(f"model {model['name']} version {model['version']}: {len(predictions)} prediction{'s' * (len(predictions) != 1)}")
     for index, prediction in enumerate(predictions):
-        label = prediction["label"]
-        probability = prediction["probabilities"][str(label)]
-        print(f"row {index}: label={label} probability={probability:.4f}")
+        if "value" in prediction:  # a regressor
+            print(f"row {index}: value={prediction['value']:.6g}")
+        elif prediction["probabilities"] is None:  # a classifier without probabilities
+            print(f"row {index}: label={prediction['label']}")
+        else:
+            label = prediction["label"]
+            probability = prediction["probabilities"][str(label)]
+            print(f"row {index}: label={label} probability={probability:.4f}")
         for warning in prediction["warnings"]:
             print(f"  warning: {warning}")
 

@@ -11,7 +11,8 @@ import sys
 import pytest
 
 from tests import server
-from tests.conftest import ROOT
+from tests.conftest import REGRESSOR, ROOT
+from tests.records import PATIENT
 
 pytestmark = pytest.mark.integration
 
@@ -156,3 +157,18 @@ def test_curl_script_prints_the_problem_and_fails_on_a_bad_record(base_url):
     assert problem["status"] == 422
     assert {"row": 0, "field": "Glucose", "problem": "expected a number, got the string 'high'"} in problem["errors"]
     assert "422" in done.stderr
+
+
+def test_python_client_prints_a_regressors_value(base_url):
+    done = python_client(base_url, "--model", REGRESSOR, "single", "--record", json.dumps(PATIENT))
+    assert done.returncode == 0, done.stderr
+    assert re.search(rf"^model {REGRESSOR} version 1: 1 prediction$", done.stdout, re.M)
+    value = float(re.search(r"^row 0: value=(\S+)$", done.stdout, re.M).group(1))
+    assert 25 <= value <= 346  # within what the training targets spanned
+
+
+def test_curl_script_asks_a_regressor(base_url):
+    done = curl_client(base_url, "single", json.dumps(PATIENT), MODEL=REGRESSOR)
+    assert done.returncode == 0, done.stderr
+    (answer,) = answers(done.stdout)
+    assert answer["model"]["name"] == REGRESSOR and isinstance(answer["predictions"][0]["value"], float)

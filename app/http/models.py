@@ -39,8 +39,11 @@ def show_model_version(name: str, version: int) -> Response:
 
 def summary(found: Registry, name: str) -> dict[str, Any]:
     failed = found.failures.get(name, {})
+    loaded = found.models.get(name, {})
+    served = loaded.get(found.default_version(name)) or (loaded[max(loaded)] if loaded else None)
     return {
         "name": name,
+        "task": served.task if served is not None else None,
         "default_version": found.default_version(name),
         "versions": found.versions(name),
         "unavailable": {str(v): reason for v, reason in sorted(failed.items())},
