@@ -5,7 +5,8 @@ import pytest
 import requests
 
 from tests import server
-from tests.records import RECORD
+from tests.conftest import REGRESSOR
+from tests.records import PATIENT, RECORD
 from tests.tools import ROOT, apt_install
 
 pytestmark = pytest.mark.integration
@@ -46,7 +47,10 @@ def page(browser, base_url):
 
 def fill(page, record):
     for name, value in record.items():
-        page.fill(f"#f-{name}", "" if value is None else str(value))
+        if page.get_attribute(f"#f-{name}", "data-kind") == "category":
+            page.select_option(f"#f-{name}", "" if value is None else str(value))
+        else:
+            page.fill(f"#f-{name}", "" if value is None else str(value))
 
 
 def test_page_predicts_what_the_api_predicts_and_shows_the_model(page, base_url):
@@ -116,3 +120,25 @@ def test_with_api_keys_on_the_page_asks_for_a_key_and_sends_it(browser, models_d
         finally:
             context.close()
     assert key not in (tmp_path / "server.log").read_text()
+
+
+def test_page_shows_a_regressors_value_against_the_training_range(browser, models_dir, tmp_path):
+    with server.running(models_dir, tmp_path / "server.log", DEFAULT_MODEL=REGRESSOR) as url:
+        context = browser.new_context(viewport={"width": 1100, "height": 900})
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        try:
+            page.goto(url + "/")
+            assert page.text_content("h1") == REGRESSOR
+            assert "test RMSE" in page.text_content("#model-meta")
+            assert "predicting the mean" in page.text_content("#model-meta")
+            fill(page, PATIENT)
+            page.click("#predict-button")
+            page.wait_for_selector("#result-range:not([hidden])")
+            expected = requests.post(f"{url}/predict", json=PATIENT, timeout=10).json()["predictions"][0]["value"]
+            assert float(page.text_content("#result-label")) == pytest.approx(expected, rel=1e-5)
+            assert page.text_content("#result-range-text").startswith("within the range of the progression seen in training: 25 to 346")
+            assert page.query_selector_all(".bar") == []  # no class bars for a value
+            page.screenshot(path=str(ARTIFACTS / "browser-page-regressor.png"), full_page=True)
+        finally:
+            context.close()
