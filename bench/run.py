@@ -30,6 +30,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from app.config import DEFAULT_MODEL_NAME  # noqa: E402 - the project's root is on the path now
+from bench import models  # noqa: E402
 
 BIN = Path(sys.executable).parent
 CACHE = ROOT / "build" / "bench-models"
@@ -61,13 +62,8 @@ def ensure_wrk() -> str:
 
 
 def ensure_models() -> Path:
-    """The default SVM and a 100-tree forest, trained once into build/bench-models."""
-    for name, extra in ((DEFAULT_MODEL_NAME, []), ("pima-rf", ["--estimator", "rf", "--name", "pima-rf"])):
-        if not list((CACHE / name).glob("*/metadata.json")):
-            print(f"training {name} for the benchmark...", file=sys.stderr)
-            subprocess.run([str(BIN / "python"), "train.py", "--quiet", "--models-dir", str(CACHE), *extra],
-                           cwd=ROOT, check=True)
-    return CACHE
+    """Every model the benchmark serves, built once into build/bench-models (bench/models.py)."""
+    return models.ensure(CACHE)
 
 
 def free_port() -> int:
@@ -196,16 +192,28 @@ def write_bodies(folder: Path) -> dict[str, Path]:
         paths[name].write_text(json.dumps(payload))
     query = "&".join(f"{k}={v}" for k, v in records[0].items())
     paths["query"] = query
+    for name, payload in (("passenger", models.PASSENGER), ("patient", models.PATIENT)):
+        paths[name] = folder / f"{name}.json"
+        paths[name].write_text(json.dumps(payload))
     return paths
 
 
 # ---- report -----------------------------------------------------------------------------------
-def report(results: list[Result], memories: list[dict], seconds: int, connections: int) -> str:
-    healths = {label: next(r for r in results if r.name == f"service {label}: GET /health") for label in ("SVM", "RF")}
+def report(results: list[Result], memories: list[dict], seconds: int, connections: int,
+           backends: dict[str, str]) -> str:
+    healths = {label: next(r for r in results if r.name == f"service {label}: GET /health")
+               for label in ("SVM", "RF", "others")}
 
     def health_for(result: Result) -> Result:
         """Each model's figures against /health of the same server, measured minutes apart at most."""
-        return healths["RF" if " RF:" in result.name else "SVM"]
+        for label in ("RF", "others"):
+            if f" {label}:" in result.name:
+                return healths[label]
+        return healths["SVM"]
+
+    def ratio(name: str) -> float:
+        found = next(r for r in results if r.name == name)
+        return found.requests_per_second / health_for(found).requests_per_second
 
     lines = [
         "# Benchmark results",
@@ -240,6 +248,8 @@ def report(results: list[Result], memories: list[dict], seconds: int, connection
                 svm.requests_per_second >= 0.8 * healths["SVM"].requests_per_second),
         _target("single-row POST /predict, RF, >= 0.8x /health", f"{rf.requests_per_second / healths['RF'].requests_per_second:.2f}x",
                 rf.requests_per_second >= 0.8 * healths["RF"].requests_per_second),
+        *[_target(f"single-row POST /predict, {what}, >= {floor}x /health", f"{ratio(name):.2f}x", ratio(name) >= floor)
+          for what, name, floor in OTHER_TARGETS],
         _target("single-row p99 < 20 ms (SVM, RF)", f"{svm.p99_ms:.1f} ms, {rf.p99_ms:.1f} ms", svm.p99_ms < 20 and rf.p99_ms < 20),
         _target("10,000-row batch >= 200,000 rows/s", f"{big.rows_per_second:,.0f} rows/s", big.rows_per_second >= 200_000),
         _target(">= 3x the tutorial baseline (SVM; RF)",
@@ -253,10 +263,24 @@ def report(results: list[Result], memories: list[dict], seconds: int, connection
         f"Worker RSS with 3 workers: {', '.join(f'{m:.0f}' for m in three['worker_rss_mb'])} MB; "
         f"PSS: {', '.join(f'{m:.0f}' for m in three['worker_pss_mb'])} MB (the models load in the master before fork).",
         "",
+        "Backends of the other models (from `/models/<name>`): "
+        + "; ".join(f"{name}: {backend}" for name, backend in backends.items()) + ".",
+        "",
         "Errors count non-2xx responses and socket errors. Reproduce with `make bench` "
         "(`BENCH_SECONDS` sets the seconds per line).",
     ]
     return "\n".join(lines) + "\n"
+
+
+OTHER_TARGETS = [  # (what, the result's name, the floor as a multiple of /health)
+    ("HistGradientBoosting classifier (default model)", "service others: POST /predict, 1 row, HGB classifier (default)", 0.8),
+    ("HistGradientBoosting classifier (?model=)", "service others: POST /predict?model=, 1 row, HGB classifier", 0.8),
+    ("HistGradientBoosting regressor (?model=)", "service others: POST /predict?model=, 1 row, HGB regressor", 0.8),
+    ("imported ColumnTransformer Pipeline, categories and gaps (?model=)",
+     "service others: POST /predict?model=, 1 row, imported ColumnTransformer", 0.8),
+    ("imported Pipeline with a step the compiled backend does not know (?model=)",
+     "service others: POST /predict?model=, 1 row, imported with QuantileTransformer", 0.3),
+]
 
 
 def _target(name: str, measured: str, met: bool) -> str:
@@ -270,13 +294,13 @@ def main() -> int:
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "RESULTS.md")
     arguments = parser.parse_args()
     wrk = ensure_wrk()
-    models = ensure_models()
+    served = ensure_models()
     seconds, connections = arguments.seconds, arguments.connections
     results: list[Result] = []
     with tempfile.TemporaryDirectory() as folder:
         bodies = write_bodies(Path(folder))
         for label, model in (("SVM", DEFAULT_MODEL_NAME), ("RF", "pima-rf")):
-            with Server("wsgi:app", 2, MODELS_DIR=str(models), DEFAULT_MODEL=model) as server:
+            with Server("wsgi:app", 2, MODELS_DIR=str(served), DEFAULT_MODEL=model) as server:
                 results.append(run_wrk(wrk, f"service {label}: GET /health", server.url + "/health", seconds, connections))
                 results.append(run_wrk(wrk, f"service {label}: POST /predict, 1 row", server.url + "/predict",
                                        seconds, connections, bodies["single"]))
@@ -286,12 +310,27 @@ def main() -> int:
                                        seconds, connections, bodies["batch100"], rows=100))
                 results.append(run_wrk(wrk, f"service {label}: POST /predict, 10,000 rows", server.url + "/predict",
                                        seconds, 4, bodies["batch10k"], rows=10_000))
-            model_file = next((models / model).glob("*/model.joblib"))
+            model_file = next((served / model).glob("*/model.joblib"))
             with Server("bench.baseline_app:app", 2, MODEL_FILE=str(model_file)) as baseline:
                 results.append(run_wrk(wrk, f"tutorial baseline {label}: POST /predict, 1 row", baseline.url + "/predict",
                                        seconds, connections, bodies["single"]))
-        memories = [memory(models, bodies["single"], workers) for workers in (1, 3)]
-    text = report(results, memories, seconds, connections)
+        with Server("wsgi:app", 2, MODELS_DIR=str(served), DEFAULT_MODEL=models.HGB_CLASSIFIER) as server:
+            def predict(label: str, query: str, body: str, rows: int = 1, at_once: int = connections) -> None:
+                results.append(run_wrk(wrk, f"service others: POST /predict{'?model=' if query else ''}, {label}",
+                                       f"{server.url}/predict{'?model=' + query if query else ''}", seconds, at_once,
+                                       bodies[body], rows=rows))
+            results.append(run_wrk(wrk, "service others: GET /health", server.url + "/health", seconds, connections))
+            predict("1 row, HGB classifier (default)", "", "single")
+            predict("1 row, HGB classifier", models.HGB_CLASSIFIER, "single")
+            predict("1 row, HGB regressor", models.HGB_REGRESSOR, "patient")
+            predict("1 row, imported ColumnTransformer", models.IMPORTED, "passenger")
+            predict("1 row, imported with QuantileTransformer", models.IMPORTED_UNKNOWN_STEP, "passenger")
+            predict("10,000 rows, HGB classifier", "", "batch10k", rows=10_000, at_once=4)
+            backends = {name: json.load(urllib.request.urlopen(f"{server.url}/models/{name}"))["backend"]
+                        for name in (models.HGB_CLASSIFIER, models.HGB_REGRESSOR, models.IMPORTED,
+                                     models.IMPORTED_UNKNOWN_STEP)}
+        memories = [memory(served, bodies["single"], workers) for workers in (1, 3)]
+    text = report(results, memories, seconds, connections, backends)
     arguments.output.write_text(text)
     print(text)
     return 0
