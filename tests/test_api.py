@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 
 from app import StartupError, create_app
 from tests.checks import assert_prediction
-from tests.records import COLUMNS, CSV_HEADER, CSV_ROW, PASSENGER, QUERY, RECORD, with_
+from tests.conftest import REGRESSOR
+from tests.records import COLUMNS, CSV_HEADER, CSV_ROW, PASSENGER, PATIENT, QUERY, RECORD, with_
 
 PROBLEM_KEYS = {"type", "title", "status", "detail", "request_id"}
 
@@ -87,6 +89,30 @@ def test_mlflow_invocations_returns_labels_only(client):
     assert response.status_code == 200
     assert response.json == {"predictions": [p["label"] for p in client.post("/predict", json=[RECORD] * 2).json["predictions"]]}
     assert client.get("/ping").status_code == 200
+
+
+def test_a_regressor_answers_what_its_predict_answers_with_a_value_per_row(client, models_dir):
+    from app.model import artifacts
+
+    model = artifacts.load(models_dir / REGRESSOR / "1").model
+    rows = [PATIENT, {**PATIENT, "bp": 80, "sex": "male"}, {**PATIENT, "bmi": None}]
+    response = client.post(f"/predict?model={REGRESSOR}", json=rows)
+    assert response.status_code == 200 and response.headers["X-Model-Version"] == f"{REGRESSOR}/1"
+    predictions = response.json["predictions"]
+    assert all(set(p) == {"value", "warnings"} for p in predictions)
+    expected = model.predict(pd.DataFrame(rows).astype({"bp": float, "bmi": float})).tolist()
+    assert [p["value"] for p in predictions] == pytest.approx(expected, rel=1e-9)
+    plain = client.post(f"/invocations?model={REGRESSOR}", json={"dataframe_records": rows})
+    assert plain.json == {"predictions": [p["value"] for p in predictions]}
+    described = client.get(f"/models/{REGRESSOR}").json
+    assert described["task"] == "regression" and described["classes"] == []
+    assert described["target_range"]["min"] == 25.0 and described["target_range"]["max"] == 346.0
+
+
+def test_a_regressor_flags_values_outside_its_training_range(client):
+    response = client.post(f"/predict?model={REGRESSOR}", json={**PATIENT, "bmi": 80})
+    assert response.status_code == 200
+    assert any("bmi" in warning for warning in response.json["predictions"][0]["warnings"])
 
 
 # ---- the other endpoints ----------------------------------------------------------------------

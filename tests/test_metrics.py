@@ -4,8 +4,8 @@ from __future__ import annotations
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.checks import assert_problem
-from tests.conftest import PIMA
-from tests.records import RECORD, with_
+from tests.conftest import PIMA, REGRESSOR
+from tests.records import PATIENT, RECORD, with_
 
 
 def samples(client, **kwargs) -> dict[tuple[str, frozenset], float]:
@@ -51,6 +51,22 @@ def test_metrics_count_requests_latency_predictions_rows_and_the_models(make_app
     info = {(s["model"], s["default"]) for s in series(found, "model_info")}
     assert (PIMA, "true") in info and ("titanic", "false") in info
     assert [s for s in series(found, "model_info") if s["default"] == "true"][0]["version"] == "1"
+
+
+def test_a_regressors_values_go_to_a_histogram_single_rows_and_batches_alike(make_app):
+    client = make_app().test_client()
+    single = client.post(f"/predict?model={REGRESSOR}", json=PATIENT).json["predictions"][0]["value"]
+    batch = [p["value"] for p in client.post(f"/predict?model={REGRESSOR}", json=[PATIENT] * 40).json["predictions"]]
+    found = samples(client)
+    values = [single, *batch]
+    assert sample(found, "model_predicted_values_count", model=REGRESSOR, version="1") == 41
+    assert sample(found, "model_predicted_value_count", model=REGRESSOR, version="1") == 41
+    assert abs(sample(found, "model_predicted_value_sum", model=REGRESSOR, version="1") - sum(values)) < 1e-6
+    for bound in ("100.0", "250.0", "500.0", "+Inf"):
+        expected = sum(v <= float(bound) for v in values)
+        assert sample(found, "model_predicted_values_bucket", model=REGRESSOR, version="1", le=bound) == expected
+    assert not [s for s in series(found, "model_predictions_total") if s["model"] == REGRESSOR]
+    assert sample(found, "model_prediction_rows_sum", model=REGRESSOR, version="1") == 41
 
 
 def test_unknown_paths_share_one_bounded_series(make_app):
