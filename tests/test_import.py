@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import requests
+import skops.io as skops_io
 from sklearn.compose import ColumnTransformer
 from sklearn.decomposition import PCA
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
@@ -72,6 +73,7 @@ def files(tmp_path_factory) -> Path:
     with open(folder / "onehot.pkl", "wb") as stream:
         pickle.dump(one_hot_pipeline(), stream)
     joblib.dump(one_hot_pipeline(final="pca"), folder / "pca.joblib")
+    skops_io.dump(one_hot_pipeline(), folder / "onehot.skops")
     regressor, frame = progression_regressor()
     joblib.dump(regressor, folder / "regressor.joblib")
     write_csv(frame.sample(120, random_state=1), folder / "progression.csv")
@@ -162,6 +164,13 @@ def test_import_publishes_the_next_version_with_the_contract_from_model_and_samp
     # Without a sample, categories come from the encoders and gaps from the imputers.
     assert {f["name"]: f.get("categories") for f in onehot["schema"]["features"]}["Embarked"] == ["C", "Q", "S"]
     assert all(f["allow_missing"] for f in onehot["schema"]["features"])
+
+
+def test_a_skops_file_imports_like_a_pickle(files, tmp_path):
+    done = manage(str(files / "onehot.skops"), "--name", "safe", "--sample", str(files / "sample.csv"), models=tmp_path)
+    assert done.returncode == 0, done.stderr
+    metadata = artifacts.read_metadata(tmp_path / "safe" / "1")
+    assert metadata["imported"]["source"]["format"] == "skops" and metadata["estimator"] == "LogisticRegression"
 
 
 def test_a_model_fitted_on_arrays_imports_with_named_features(files, tmp_path):
