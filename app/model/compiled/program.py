@@ -98,11 +98,13 @@ def compile_pipeline(model: Any, schema: Schema) -> CompiledPipeline:
     from .steps import compile_steps
 
     steps, estimator = _flatten(model)
-    transform, columns = compile_steps(steps, input_columns(schema))
+    transform, columns, in_scikit_learn = compile_steps(steps, input_columns(schema))
     if any(c.is_category for c in columns):
         raise Unsupported("the estimator would receive category names; encode them first")
     compiled = compile_estimator(estimator)
-    return CompiledPipeline(transform=transform, estimator=compiled, kind=compiled.kind)
+    # /models says which steps still run in scikit-learn: "logistic-regression + scikit-learn step PCA"
+    kind = compiled.kind + "".join(f" + scikit-learn step {name}" for name in dict.fromkeys(in_scikit_learn))
+    return CompiledPipeline(transform=transform, estimator=compiled, kind=kind)
 
 
 def _flatten(model: Any) -> tuple[list[Any], Any]:
