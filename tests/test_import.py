@@ -166,6 +166,19 @@ def test_import_publishes_the_next_version_with_the_contract_from_model_and_samp
     assert all(f["allow_missing"] for f in onehot["schema"]["features"])
 
 
+def test_a_model_imported_without_a_sample_is_served_page_and_docs_included(files, tmp_path):
+    from app import create_app
+
+    assert manage(str(files / "onehot.pkl"), "--name", "bare", models=tmp_path).returncode == 0
+    client = create_app({"TESTING": True, "MODELS_DIR": str(tmp_path), "DEFAULT_MODEL": "bare"}).test_client()
+    assert client.get("/").status_code == 200
+    assert client.get("/openapi.json").status_code == 200
+    answer = client.post("/predict", json={"Sex": "male", "Pclass": 3, "Age": None, "Fare": 7.5, "Embarked": None})
+    assert answer.status_code == 200 and set(answer.json["predictions"][0]) == {"label", "probabilities", "warnings"}
+    refused = client.post("/predict", json={"Sex": "x", "Pclass": 3, "Age": 1, "Fare": 7.5, "Embarked": "S"})
+    assert refused.status_code == 422 and "expected one of: female, male" in refused.json["errors"][0]["problem"]
+
+
 def test_a_skops_file_imports_like_a_pickle(files, tmp_path):
     done = manage(str(files / "onehot.skops"), "--name", "safe", "--sample", str(files / "sample.csv"), models=tmp_path)
     assert done.returncode == 0, done.stderr
