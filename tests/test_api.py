@@ -161,8 +161,17 @@ def get(path):
     return {"method": "GET", "path": path}
 
 
+REPEATED = "given more than once in the same object"
 BAD_INPUTS = [
     # id, request, status, (field or None, words in the problem or detail)
+    ("repeated-key", post_raw(json.dumps(RECORD)[:-1] + ', "Glucose": 999}'), 422, ("Glucose", REPEATED)),
+    ("repeated-key-spaced", post_raw(json.dumps(RECORD)[:-1] + ', "Glucose" : 999}'), 422, ("Glucose", REPEATED)),
+    ("repeated-key-escaped", post_raw(json.dumps(RECORD)[:-1] + ', "Gl\\u0075cose": 999}'), 422, ("Glucose", REPEATED)),
+    ("repeated-key-in-a-batch", post_raw(f'[{json.dumps(RECORD)}, {json.dumps(RECORD)[:-1]}, "Age": 1}}]'), 422,
+     ("Age", REPEATED)),
+    ("repeated-key-in-an-envelope", post_raw(f'{{"instances": [{json.dumps(RECORD)[:-1]}, "BMI": 1}}]}}'), 422,
+     ("BMI", REPEATED)),
+    ("repeated-key-with-nan", post_raw(json.dumps(RECORD)[:-1] + ', "BMI": NaN, "BMI": 1}'), 422, ("BMI", REPEATED)),
     ("string-for-number", post_json(with_(Glucose="148")), 422, ("Glucose", "expected a number, got the string '148'")),
     ("boolean-for-number", post_json(with_(Age=True)), 422, ("Age", "got the boolean true")),
     ("object-for-number", post_json(with_(BMI={"value": 3})), 422, ("BMI", "got an object")),

@@ -79,6 +79,8 @@ BAD_BODIES = [
     ("invalid-json", b'{"Glucose": 148,'),
     ("trailing-garbage", as_json(RECORD) + b"x"),
     ("unknown-field", as_json(with_(Insulin=80))),
+    ("repeated-key", as_json(RECORD)[:-1] + b', "Glucose": 999}'),
+    ("repeated-key-in-a-batch", as_json([RECORD] * 20)[:-2] + b', "Age": 1}]'),
     ("missing-field", as_json(with_(Glucose=...))),
     ("string-for-number", as_json(with_(Glucose="148"))),
     ("boolean-for-number", as_json(with_(Age=True))),
