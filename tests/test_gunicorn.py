@@ -4,6 +4,8 @@ from __future__ import annotations
 import io
 import json
 import subprocess
+import urllib.error
+import urllib.request
 
 import numpy as np
 import pandas as pd
@@ -13,7 +15,7 @@ import requests
 from app.model import artifacts
 from tests import server
 from tests.conftest import ROOT
-from tests.records import COLUMNS, QUERY, RECORD
+from tests.records import COLUMNS, KEY, QUERY, RECORD
 
 pytestmark = pytest.mark.integration
 
@@ -167,3 +169,31 @@ def _prediction_count(base_url) -> float:
     text = requests.get(f"{base_url}/metrics", timeout=5).text
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                if line.startswith("model_predictions_total{") and 'model="pima-diabetes"' in line)
+
+
+@pytest.fixture(scope="module")
+def small_limit(models_dir, tmp_path_factory):
+    log = tmp_path_factory.mktemp("gunicorn-limits") / "server.log"
+    with server.running(models_dir, log, MAX_CONTENT_LENGTH="100000", API_KEYS=KEY) as url:
+        yield url
+
+
+def urllib_post(url: str, body: bytes, headers: dict) -> tuple[int, dict]:
+    """POST as Python's urllib does: it sends the whole body before it reads any answer."""
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json", **headers})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as refused:
+        return refused.code, json.loads(refused.read())
+
+
+@pytest.mark.parametrize("headers, status, words", [
+    ({"X-API-Key": KEY}, 413, "MAX_CONTENT_LENGTH"),
+    ({}, 401, "API key"),
+], ids=["too-large", "no-key"])
+def test_urllib_reads_an_early_refusal_of_a_large_body_instead_of_a_reset(small_limit, headers, status, words):
+    body = b"[" + b",".join([json.dumps(RECORD).encode()] * 100_000) + b"]"  # about 13 MB, 130x the limit
+    code, problem = urllib_post(f"{small_limit}/predict", body, headers)
+    assert code == status and words in problem["detail"]
+    assert requests.get(f"{small_limit}/health", timeout=5).status_code == 200  # and the worker is free again

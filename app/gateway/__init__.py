@@ -22,6 +22,7 @@ from ..logs import REQUEST_ID
 from . import direct
 from .access_log import AccessLog
 from .auth import REALM, ApiKeys, key_id, presented_key
+from .linger import discard_unread_body
 from .ratelimit import RateLimiter
 
 REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -92,6 +93,8 @@ class Gateway:
                 result = self.flask(environ, start)
                 status = seen[-1] if seen else "500 INTERNAL SERVER ERROR"
                 label = environ.get("app.route") or routes.UNMATCHED  # the rule Flask matched
+            if not status.startswith("2"):  # refused before its body was read, perhaps
+                discard_unread_body(environ)
             self.record(environ, label, path, status, perf_counter() - started, request_id)
         finally:
             REQUEST_ID.reset(context)
