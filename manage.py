@@ -1,6 +1,7 @@
 """Operate on published models: import one fitted elsewhere, list versions, pin, roll back, unpin.
 
-    python manage.py import MODEL_FILE --name NAME [--sample CSV] [--target COLUMN] [--features A,B,...]
+    python manage.py import MODEL_FILE --name NAME [--sample CSV] [--target COLUMN] [--features A,B,...] [--trust TYPE]
+    python manage.py keygen PRIVATE_KEY PUBLIC_KEY   # an Ed25519 key pair for signed versions
     python manage.py versions [NAME]
     python manage.py pin [NAME] VERSION   # serve VERSION by default (after a reload)
     python manage.py rollback [NAME]      # pin the version before the one served now
@@ -24,6 +25,7 @@ import sys
 from app import config
 from app.model import artifacts
 from app.model.registry import default_version
+from app.model.signing import SigningError, generate_key_pair
 
 
 def served_version(models_dir: str, name: str, settings: dict) -> int | None:
@@ -45,14 +47,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def import_model(args: argparse.Namespace, argv: list[str]) -> int:
+def import_model(args: argparse.Namespace, argv: list[str], settings: dict) -> int:
     from app.model.importing import ImportRefused, import_file
 
     features = [f for f in args.features.split(",")] if args.features is not None else None
     try:
         artifact = import_file(args.model_file, args.name, args.models_dir, sample=args.sample, target=args.target,
-                               features=features, command=shlex.join(["python", "manage.py", *argv]))
-    except ImportRefused as exc:
+                               features=features, command=shlex.join(["python", "manage.py", *argv]),
+                               trust=[*settings["TRUSTED_TYPES"], *args.trust],
+                               signing_key=artifacts.signing_key(settings))
+    except (ImportRefused, SigningError) as exc:
         raise CommandError(str(exc)) from None
     except OSError as exc:
         raise CommandError(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")) from None
@@ -65,6 +69,16 @@ def import_model(args: argparse.Namespace, argv: list[str]) -> int:
         shown = {k: metrics[k] for k in ("accuracy", "roc_auc", "rmse", "mae", "r2") if metrics.get(k) is not None}
         print(f"on the sample's {metrics['rows']} rows: " + ", ".join(f"{k} {v:.4g}" for k, v in shown.items()))
     print(f"written to {artifact.path}; run make reload to serve it")
+    return 0
+
+
+def keygen(args: argparse.Namespace) -> int:
+    try:
+        identity = generate_key_pair(args.private_key, args.public_key)
+    except SigningError as exc:
+        raise CommandError(str(exc)) from None
+    print(f"key {identity}: private key in {args.private_key} (keep it with whoever publishes models: "
+          f"SIGNING_KEY_FILE), public key in {args.public_key} (append it to the server's VERIFY_KEYS_FILE)")
     return 0
 
 
@@ -89,9 +103,17 @@ def run(argv: list[str]) -> int:
     imports.add_argument("--target", metavar="COLUMN", help="the sample's column with the true answers: test metrics")
     imports.add_argument("--features", metavar="A,B,...", help="the column names, in order, for a model fitted on an "
                                                                 "array without names")
+    imports.add_argument("--trust", action="append", default=[], metavar="TYPE",
+                         help="a type the model holds that you vouch for (repeatable); the server needs it in "
+                              "TRUSTED_TYPES too")
+    keys = commands.add_parser("keygen", help="make an Ed25519 key pair for signing versions")
+    keys.add_argument("private_key", metavar="PRIVATE_KEY", help="where the private key goes (SIGNING_KEY_FILE)")
+    keys.add_argument("public_key", metavar="PUBLIC_KEY", help="where the public key goes (add it to VERIFY_KEYS_FILE)")
     args = parser.parse_args(argv)
     if args.command == "import":
-        return import_model(args, argv)
+        return import_model(args, argv, settings)
+    if args.command == "keygen":
+        return keygen(args)
     if args.command == "pin":
         if len(args.words) > 2 or not args.words[-1].isascii() or not args.words[-1].isdigit():
             pin.error("give the version as a whole number, optionally after the model's name")

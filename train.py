@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 
 from app import config
-from app.model.artifacts import ArtifactError, list_versions
+from app.model.artifacts import ArtifactError, list_versions, signing_key
+from app.model.signing import SigningError
 from app.model.training import (DEFAULT_ESTIMATOR, DEFAULT_SCORING, ESTIMATOR_CHOICES, ESTIMATORS, SCORINGS, TASKS,
                                 TrainingError, TrainingOptions, stderr_progress, train)
 
@@ -144,8 +145,10 @@ def main(argv: list[str] | None = None) -> int:
     if arguments.if_missing and list_versions(arguments.models_dir, settings["DEFAULT_MODEL"]):
         return 0
     try:
-        result = train(options_from(arguments, argv))
-    except (TrainingError, ArtifactError, ValueError) as exc:
+        options = options_from(arguments, argv)
+        options.signing_key = signing_key(settings)
+        result = train(options)
+    except (TrainingError, ArtifactError, SigningError, ValueError) as exc:
         print(f"train.py: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:

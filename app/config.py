@@ -84,6 +84,15 @@ def origins(name: str, text: str) -> tuple[str, ...]:
     return found
 
 
+def type_names(name: str, text: str) -> tuple[str, ...]:
+    """Comma-separated dotted names of Python types, e.g. mypackage.transformers.Clipper."""
+    found = tuple(part.strip() for part in text.split(",") if part.strip())
+    for dotted in found:
+        if not all(part.isidentifier() for part in dotted.split(".")) or "." not in dotted:
+            raise ConfigError(f"{name}: {dotted!r} is not a dotted type name like mypackage.module.TypeName")
+    return found
+
+
 def rate_limit(name: str, text: str) -> str:
     from limits import parse_many  # small, and only when a limit is set
 
@@ -118,6 +127,12 @@ SETTINGS: dict[str, Setting] = {
     "MODEL_VERSION": Setting(None, whole()),  # pin the default model to one version; None serves the newest
     "EXIT_IF_UNREADY": Setting(True, boolean),  # refuse to start when the default model cannot be served
     "COMPILED_MODELS": Setting(True, boolean),  # serve with the compiled NumPy backend where it matches scikit-learn
+    # model files: what loading may build, and who must have signed them (app/model/trust.py, signing.py)
+    "TRUSTED_TYPES": Setting((), type_names),  # types a skops model may hold beyond the project's reviewed list
+    "TRUSTED_TYPES_FILE": Setting(None, text),  # the same, one per line
+    "ALLOW_PICKLE_MODELS": Setting(False, boolean),  # DANGEROUS: read pickle versions (model.joblib), which run code
+    "VERIFY_KEYS_FILE": Setting(None, text),  # PEM public keys; when set, every version must be signed by one
+    "SIGNING_KEY_FILE": Setting(None, text),  # PEM private key: train.py and manage.py import sign what they publish
     # requests
     "MAX_CONTENT_LENGTH": Setting(16 * 1024 * 1024, whole()),  # bytes in one request body
     "MAX_BATCH_ROWS": Setting(10_000, whole()),

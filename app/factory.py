@@ -13,7 +13,10 @@ from flask import Flask, g, request
 
 from . import config
 from .logs import configure_logging
+from .model import artifacts
 from .model.registry import Registry
+from .model.signing import SigningError
+from .model.trust import TrustError
 
 log = logging.getLogger("app")
 
@@ -50,8 +53,12 @@ def configure(app: Flask, test_config: Mapping[str, Any] | None) -> None:
 
 
 def read_registry(app: Flask) -> Registry:
+    try:
+        policy = artifacts.load_policy(app.config)
+    except (TrustError, SigningError) as exc:
+        raise StartupError(f"configuration: {exc}") from None
     return Registry.load(app.config["MODELS_DIR"], app.config["DEFAULT_MODEL"], app.config["MODEL_VERSION"],
-                         compile_models=app.config["COMPILED_MODELS"])
+                         compile_models=app.config["COMPILED_MODELS"], policy=policy)
 
 
 def load_registry(app: Flask) -> None:

@@ -2,16 +2,17 @@
 
 What most "turn your model into an API" tutorials write: the model loaded at import time, a
 pandas DataFrame built per request, ``predict`` and ``predict_proba`` called separately, and
-Flask's standard JSON. Run: MODEL_FILE=models/<name>/1/model.joblib gunicorn bench.baseline_app:app
+Flask's standard JSON. Run: MODEL_FILE=models/<name>/1/model.skops gunicorn bench.baseline_app:app
+(the tutorials load a pickle; the artifact is skops now, loaded the same way once).
 """
 import os
 
-import joblib
 import pandas as pd
+import skops.io as sio
 from flask import Flask, jsonify, request
 
 app = Flask(__name__)
-model = joblib.load(os.environ["MODEL_FILE"])
+model = sio.load(os.environ["MODEL_FILE"], trusted=sio.get_untrusted_types(file=os.environ["MODEL_FILE"]))
 
 
 @app.get("/health")

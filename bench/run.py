@@ -310,7 +310,7 @@ def main() -> int:
                                        seconds, connections, bodies["batch100"], rows=100))
                 results.append(run_wrk(wrk, f"service {label}: POST /predict, 10,000 rows", server.url + "/predict",
                                        seconds, 4, bodies["batch10k"], rows=10_000))
-            model_file = next((served / model).glob("*/model.joblib"))
+            model_file = next((served / model).glob("*/model.skops"))
             with Server("bench.baseline_app:app", 2, MODEL_FILE=str(model_file)) as baseline:
                 results.append(run_wrk(wrk, f"tutorial baseline {label}: POST /predict, 1 row", baseline.url + "/predict",
                                        seconds, connections, bodies["single"]))

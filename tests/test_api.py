@@ -292,7 +292,7 @@ def test_a_tampered_default_model_makes_the_service_not_ready(tmp_path, models_d
     import shutil
 
     shutil.copytree(models_dir / "pima-diabetes", tmp_path / "pima-diabetes")
-    with open(tmp_path / "pima-diabetes" / "1" / "model.joblib", "ab") as stream:
+    with open(tmp_path / "pima-diabetes" / "1" / "model.skops", "ab") as stream:
         stream.write(b"x")
     with pytest.raises(StartupError, match="sha256"):
         create_app({"MODELS_DIR": str(tmp_path)})

@@ -32,7 +32,7 @@ def test_save_then_load_round_trips_model_and_metadata(tmp_path):
     loaded = artifacts.load(artifact.path)
     assert (loaded.name, loaded.version) == ("demo", 1)
     assert loaded.model.predict_proba([[0]]).tolist() == [[0.5, 0.5]]
-    assert loaded.metadata["model_sha256"] == artifacts.sha256_file(artifact.path / "model.joblib")
+    assert loaded.metadata["model_sha256"] == artifacts.sha256_file(artifact.path / artifacts.MODEL_FILE)
     assert set(loaded.metadata["versions"]) == {"python", "scikit-learn", "numpy", "pandas", "joblib"}
 
 
@@ -75,7 +75,7 @@ def test_hidden_staging_folders_are_not_versions(tmp_path):
 
 def test_tampered_model_file_is_refused_before_unpickling(tmp_path):
     artifact = saved(tmp_path)
-    with open(artifact.path / "model.joblib", "ab") as stream:
+    with open(artifact.path / artifacts.MODEL_FILE, "ab") as stream:
         stream.write(b"tampered")
     with pytest.raises(artifacts.ArtifactCorrupt, match="sha256"):
         artifacts.load(artifact.path)
@@ -83,7 +83,7 @@ def test_tampered_model_file_is_refused_before_unpickling(tmp_path):
 
 def test_truncated_model_file_is_refused(tmp_path):
     artifact = saved(tmp_path)
-    model_file = artifact.path / "model.joblib"
+    model_file = artifact.path / artifacts.MODEL_FILE
     model_file.write_bytes(model_file.read_bytes()[:100])
     with pytest.raises(artifacts.ArtifactCorrupt, match="changed or truncated"):
         artifacts.load(artifact.path)
@@ -119,7 +119,7 @@ def test_unreadable_metadata_is_refused(tmp_path, content, reason):
 
 def test_missing_model_file_is_refused(tmp_path):
     artifact = saved(tmp_path)
-    (artifact.path / "model.joblib").unlink()
+    (artifact.path / artifacts.MODEL_FILE).unlink()
     with pytest.raises(artifacts.ArtifactNotFound, match="missing"):
         artifacts.load(artifact.path)
 

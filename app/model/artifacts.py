@@ -1,9 +1,15 @@
 """The artifact format: the only code that reads or writes model files.
 
-A model version lives in ``<models_dir>/<name>/<version>/`` as ``model.joblib`` plus
-``metadata.json``. The metadata records the sha256 of the model file, so a file that was
-tampered with or truncated is refused *before* it is unpickled, and the library versions that
-made it, so a model is never silently run under a different scikit-learn.
+A model version lives in ``<models_dir>/<name>/<version>/`` as ``model.skops`` plus
+``metadata.json`` (and ``signature.json`` when the publisher signs). The metadata records the
+sha256 of the model file, so a file that was tampered with or truncated is refused *before* it
+is read, and the library versions that made it, so a model is never silently run under a
+different scikit-learn.
+
+Loading never runs code from the artifact: skops builds only trusted types (app/model/trust.py),
+with signature verification configured an unsigned or wrongly signed version is refused before
+its model file is read (app/model/signing.py), and pickles (``model.joblib``, the format before
+skops) are refused unless ``ALLOW_PICKLE_MODELS`` says otherwise.
 """
 from __future__ import annotations
 
@@ -24,8 +30,12 @@ import numpy
 import pandas
 import sklearn
 
+from . import signing
+from .trust import DEFAULT_TRUSTED_TYPES, SETTINGS_HINT, untrusted_in
+
 FORMAT_VERSION = 1
-MODEL_FILE = "model.joblib"
+MODEL_FILE = "model.skops"
+PICKLE_FILE = "model.joblib"  # versions written before skops; read only with ALLOW_PICKLE_MODELS
 METADATA_FILE = "metadata.json"
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 VERSION_PATTERN = re.compile(r"^[1-9][0-9]{0,8}$")
@@ -45,6 +55,37 @@ class ArtifactCorrupt(ArtifactError):
 
 class ArtifactIncompatible(ArtifactError):
     pass
+
+
+class ArtifactUntrusted(ArtifactError):
+    """A version that could run code or make types nobody vouched for: refused unread."""
+
+
+@dataclass(frozen=True)
+class LoadPolicy:
+    """What the loader accepts: the settings' trusted types, pickles or not, and the public keys
+    versions must be signed with (None: signatures are not checked)."""
+    trusted_types: frozenset[str] = DEFAULT_TRUSTED_TYPES
+    allow_pickle: bool = False
+    verify_keys: dict[str, Any] | None = None
+
+
+DEFAULT_POLICY = LoadPolicy()
+
+
+def load_policy(settings: dict[str, Any]) -> LoadPolicy:
+    """The loader's policy from the settings (app/config.py); TrustError or SigningError for a
+    file that cannot be read."""
+    from .trust import trusted_types
+
+    keys = signing.load_public_keys(settings["VERIFY_KEYS_FILE"]) if settings.get("VERIFY_KEYS_FILE") else None
+    return LoadPolicy(trusted_types=trusted_types(settings.get("TRUSTED_TYPES", ()), settings.get("TRUSTED_TYPES_FILE")),
+                      allow_pickle=bool(settings.get("ALLOW_PICKLE_MODELS")), verify_keys=keys)
+
+
+def signing_key(settings: dict[str, Any]) -> Any:
+    """The publisher's private key (SIGNING_KEY_FILE), or None to publish unsigned."""
+    return signing.load_private_key(settings["SIGNING_KEY_FILE"]) if settings.get("SIGNING_KEY_FILE") else None
 
 
 @dataclass(frozen=True)
@@ -133,13 +174,16 @@ def write_pin(models_dir: Path | str, name: str, version: int | None) -> None:
     os.replace(staging, path)
 
 
-def save(models_dir: Path | str, name: str, model: Any, metadata: dict[str, Any]) -> Artifact:
+def save(models_dir: Path | str, name: str, model: Any, metadata: dict[str, Any], signing_key: Any = None) -> Artifact:
     """Publish ``model`` as the next version of ``name``, atomically.
 
     Everything is written into a hidden staging folder and then renamed into place, so a crash
     leaves no half version behind and a concurrent trainer can never overwrite a version: the
-    rename fails if the version exists, and we move on to the next number.
+    rename fails if the version exists, and we move on to the next number. With a signing key,
+    the metadata's exact bytes are signed (signature.json) before the rename.
     """
+    import skops.io as sio
+
     check_name(name)
     parent = Path(models_dir) / name
     parent.mkdir(parents=True, exist_ok=True)
@@ -147,13 +191,13 @@ def save(models_dir: Path | str, name: str, model: Any, metadata: dict[str, Any]
     staging.mkdir()
     try:
         model_path = staging / MODEL_FILE
-        joblib.dump(model, model_path)
-        _fsync(model_path)
+        _write_bytes(model_path, sio.dumps(model))
         record = dict(metadata)
         record.update(
             format_version=FORMAT_VERSION,
             name=name,
             model_file=MODEL_FILE,
+            model_format="skops",
             model_sha256=sha256_file(model_path),
             versions=runtime_versions(),
         )
@@ -161,6 +205,9 @@ def save(models_dir: Path | str, name: str, model: Any, metadata: dict[str, Any]
         while True:
             record["version"] = version
             _write_json(staging / METADATA_FILE, record)
+            if signing_key is not None:
+                _write_bytes(staging / signing.SIGNATURE_FILE,
+                             signing.sign(signing_key, (staging / METADATA_FILE).read_bytes()))
             target = parent / str(version)
             try:
                 os.rename(staging, target)  # fails if target exists and is not empty
@@ -178,14 +225,15 @@ def save(models_dir: Path | str, name: str, model: Any, metadata: dict[str, Any]
             shutil.rmtree(staging, ignore_errors=True)
 
 
-def read_metadata(path: Path | str) -> dict[str, Any]:
-    """The metadata of one version folder, checked for the fields the service relies on."""
+def read_metadata(path: Path | str, data: bytes | None = None) -> dict[str, Any]:
+    """The metadata of one version folder (or these bytes of it), checked for the fields the
+    service relies on."""
     folder = Path(path)
     meta_path = folder / METADATA_FILE
-    if not meta_path.is_file():
+    if data is None and not meta_path.is_file():
         raise ArtifactNotFound(f"{meta_path} is missing; retrain with: python train.py")
     try:
-        metadata = json.loads(meta_path.read_text(encoding="utf-8"))
+        metadata = json.loads((data if data is not None else meta_path.read_bytes()).decode("utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ArtifactCorrupt(f"{meta_path} is not readable JSON ({exc}); retrain with: python train.py") from exc
     if not isinstance(metadata, dict):
@@ -202,24 +250,44 @@ def read_metadata(path: Path | str) -> dict[str, Any]:
     return metadata
 
 
-def load(path: Path | str) -> Artifact:
-    """Verify, then unpickle, one version folder.
+def load(path: Path | str, policy: LoadPolicy = DEFAULT_POLICY) -> Artifact:
+    """Verify, then read, one version folder.
 
-    Order matters: the library versions and the sha256 are checked before joblib runs any
-    pickle code, so a foreign or altered file never gets to execute.
+    Order matters: the signature (when keys are configured), the library versions and the sha256
+    are checked before the model file is read, and a skops file is read only after every type it
+    would build has been found on the trusted list; nothing from the artifact decides what is trusted.
     """
     folder = Path(path)
-    metadata = read_metadata(folder)
+    meta_path = folder / METADATA_FILE
+    if not meta_path.is_file():
+        raise ArtifactNotFound(f"{meta_path} is missing; retrain with: python train.py")
+    metadata_bytes = meta_path.read_bytes()
+    if policy.verify_keys is not None:
+        signature_path = folder / signing.SIGNATURE_FILE
+        try:
+            signing.verify(signature_path.read_bytes() if signature_path.is_file() else None, metadata_bytes,
+                           policy.verify_keys)
+        except signing.SignatureInvalid as exc:
+            raise ArtifactUntrusted(f"{folder} is refused unread: {exc}") from None
+    metadata = read_metadata(folder, metadata_bytes)
     made_with = metadata["versions"].get("scikit-learn")
     if made_with != sklearn.__version__:
         raise ArtifactIncompatible(
             f"{folder} was trained with scikit-learn {made_with}, but {sklearn.__version__} is installed; "
             f"install scikit-learn=={made_with} or retrain with: python train.py"
         )
-    model_path = folder / metadata.get("model_file", MODEL_FILE)
+    file_name = metadata.get("model_file", PICKLE_FILE)
+    if file_name not in (MODEL_FILE, PICKLE_FILE):
+        raise ArtifactCorrupt(f"{meta_path} names the model file {str(file_name)[:40]!r}; expected {MODEL_FILE}")
+    model_path = folder / file_name
+    if file_name == PICKLE_FILE and not policy.allow_pickle:
+        raise ArtifactUntrusted(
+            f"{model_path} is a pickle, which runs code when it is loaded; retrain it (python train.py), convert it "
+            f"(python manage.py import {model_path} --name {metadata['name']}), or, for a file you trust, set "
+            "ALLOW_PICKLE_MODELS=true (dangerous)")
     if not model_path.is_file():
         raise ArtifactNotFound(f"{model_path} is missing; retrain with: python train.py")
-    data = model_path.read_bytes()  # hash and unpickle the same bytes: no swap in between
+    data = model_path.read_bytes()  # hash and read the same bytes: no swap in between
     actual = hashlib.sha256(data).hexdigest()
     if actual != metadata["model_sha256"]:
         raise ArtifactCorrupt(
@@ -227,16 +295,43 @@ def load(path: Path | str) -> Artifact:
             f"{str(metadata['model_sha256'])[:12]}...: the file was changed or truncated; "
             "restore it or retrain with: python train.py"
         )
-    try:
-        model = joblib.load(io.BytesIO(data))
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means the same thing here
-        raise ArtifactCorrupt(f"{model_path} could not be unpickled ({type(exc).__name__}: {exc})") from exc
+    model = _read_skops(model_path, data, policy) if file_name == MODEL_FILE else _read_pickle(model_path, data)
     classes = [c.item() if hasattr(c, "item") else c for c in getattr(model, "classes_", [])]
     if classes != metadata["classes"]:
         raise ArtifactCorrupt(f"{folder}: metadata lists classes {metadata['classes']}, the model has {classes}")
     return Artifact(
         name=metadata["name"], version=int(metadata["version"]), path=folder, metadata=metadata, model=model
     )
+
+
+def _read_skops(model_path: Path, data: bytes, policy: LoadPolicy) -> Any:
+    import skops.io as sio
+
+    try:
+        listed, refused = untrusted_in(data, policy.trusted_types)
+    except Exception as exc:  # noqa: BLE001 - not a readable skops file
+        raise ArtifactCorrupt(f"{model_path} is not a readable skops file ({type(exc).__name__}: {exc})") from None
+    if refused:
+        raise ArtifactUntrusted(f"{model_path} holds types nobody vouched for: {', '.join(refused)}; an operator "
+                                f"who trusts them adds them to {SETTINGS_HINT}")
+    try:
+        return sio.loads(data, trusted=listed)
+    except Exception as exc:  # noqa: BLE001 - any failure to build the model means the same thing here
+        raise ArtifactCorrupt(f"{model_path} could not be read ({type(exc).__name__}: {exc})") from exc
+
+
+def _read_pickle(model_path: Path, data: bytes) -> Any:
+    try:
+        return joblib.load(io.BytesIO(data))
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means the same thing here
+        raise ArtifactCorrupt(f"{model_path} could not be unpickled ({type(exc).__name__}: {exc})") from exc
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    with open(path, "wb") as stream:
+        stream.write(data)
+        stream.flush()
+        os.fsync(stream.fileno())
 
 
 def _write_json(path: Path, record: dict[str, Any]) -> None:

@@ -133,6 +133,23 @@ def check_estimator(model: Any) -> str:
     return task
 
 
+def check_types(model: Any, trust: Sequence[str]) -> None:
+    """The model as skops stores it must hold only trusted types (the project's list and ``trust``)."""
+    import skops.io as sio
+
+    from .trust import DEFAULT_TRUSTED_TYPES, untrusted_in
+
+    try:
+        data = sio.dumps(model)
+    except Exception as exc:  # noqa: BLE001 - an object skops cannot store
+        raise ImportRefused(f"the model cannot be stored safely as skops ({type(exc).__name__}: {_first_line(exc)})") from None
+    _, refused = untrusted_in(data, DEFAULT_TRUSTED_TYPES | set(trust))
+    if refused:
+        options = " ".join(f"--trust {name}" for name in refused)
+        raise ImportRefused(f"the model holds types nobody vouched for: {', '.join(refused)}; if you trust them, "
+                            f"import with {options}, and let the server load them with TRUSTED_TYPES")
+
+
 def feature_names(model: Any, features: Sequence[str] | None) -> list[str]:
     """The columns the model takes, in its order."""
     fitted = getattr(model, "feature_names_in_", None)
@@ -324,13 +341,19 @@ def sample_metrics(model: Any, schema: Schema, sample: pd.DataFrame, target: str
 # ---- publishing -------------------------------------------------------------------------------
 def publish_model(model: Any, name: str, models_dir: Path | str = "models", sample: pd.DataFrame | None = None,
                   target: str | None = None, features: Sequence[str] | None = None, command: str = "",
-                  source: dict[str, Any] | None = None) -> artifacts.Artifact:
-    """Check ``model`` against its sample and publish it as the next version of ``name``."""
+                  source: dict[str, Any] | None = None, trust: Sequence[str] = (),
+                  signing_key: Any = None) -> artifacts.Artifact:
+    """Check ``model`` against its sample and publish it as the next version of ``name``.
+
+    The version is stored as skops; every type it holds beyond the trusted list (the project's,
+    and ``trust``) is named and refused, so what imports is what a server loads.
+    """
     try:
         artifacts.check_name(name)
     except ValueError as exc:
         raise ImportRefused(str(exc)) from None
     task = check_estimator(model)
+    check_types(model, trust)
     names = feature_names(model, features)
     if sample is not None:
         if not isinstance(sample, pd.DataFrame) or sample.empty:
@@ -369,11 +392,12 @@ def publish_model(model: Any, name: str, models_dir: Path | str = "models", samp
         "test_metrics": metrics,
         "fast_path": compiled_report(model, schema, _as_served(example_frame, schema), task, classes),
     }
-    return artifacts.save(models_dir, name, model, metadata)
+    return artifacts.save(models_dir, name, model, metadata, signing_key)
 
 
 def import_file(path: Path | str, name: str, models_dir: Path | str = "models", sample: Path | str | None = None,
-                target: str | None = None, features: Sequence[str] | None = None, command: str = "") -> artifacts.Artifact:
+                target: str | None = None, features: Sequence[str] | None = None, command: str = "",
+                trust: Sequence[str] = (), signing_key: Any = None) -> artifacts.Artifact:
     """``manage.py import``: read the model file and the sample CSV, then ``publish_model``."""
     model, kind = read_model_file(path)
     frame = None
@@ -385,7 +409,7 @@ def import_file(path: Path | str, name: str, models_dir: Path | str = "models", 
             raise ImportRefused(str(exc)) from None
     source = {"file": Path(path).name, "format": kind, "sha256": artifacts.sha256_file(path)}
     return publish_model(model, name, models_dir, sample=frame, target=target, features=features, command=command,
-                         source=source)
+                         source=source, trust=trust, signing_key=signing_key)
 
 
 def _frame_digest(frame: pd.DataFrame) -> str:

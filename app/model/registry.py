@@ -67,7 +67,8 @@ def default_version(name: str, versions: list[int], pin_file: int | None, defaul
 
 class Registry:
     def __init__(self, models_dir: Path, default_name: str, pinned_version: int | None = None,
-                 compile_models: bool = True):
+                 compile_models: bool = True, policy: artifacts.LoadPolicy = artifacts.DEFAULT_POLICY):
+        self.policy = policy
         self.models_dir = Path(models_dir)
         self.default_name = default_name
         self.pinned_version = pinned_version
@@ -80,8 +81,8 @@ class Registry:
 
     @classmethod
     def load(cls, models_dir: Path | str, default_name: str, pinned_version: int | None = None,
-             compile_models: bool = True) -> "Registry":
-        registry = cls(Path(models_dir), default_name, pinned_version, compile_models)
+             compile_models: bool = True, policy: artifacts.LoadPolicy = artifacts.DEFAULT_POLICY) -> "Registry":
+        registry = cls(Path(models_dir), default_name, pinned_version, compile_models, policy)
         for name in artifacts.list_names(models_dir):
             for version in artifacts.list_versions(models_dir, name):
                 registry._load_one(name, version)
@@ -102,7 +103,7 @@ class Registry:
 
     def _load_one(self, name: str, version: int) -> None:
         try:
-            artifact = artifacts.load(self.models_dir / name / str(version))
+            artifact = artifacts.load(self.models_dir / name / str(version), self.policy)
             schema = Schema.from_dict(artifact.metadata["schema"])
             check_features(artifact.model, schema)
         except artifacts.ArtifactError as exc:

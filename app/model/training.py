@@ -70,6 +70,7 @@ class TrainingOptions:
     models_dir: Path = Path("models")
     command: str = ""
     progress: Callable[[str], None] | None = None
+    signing_key: Any = None  # Ed25519 private key: the version is signed (app/model/signing.py)
 
 
 @dataclass
@@ -481,7 +482,7 @@ def train(options: TrainingOptions) -> TrainingResult:
         "fast_path": compiled_report(model, schema, X_test, task, classes),
         "fingerprint": _fingerprint(X, labels),
     }
-    artifact = artifacts.save(options.models_dir, options.name, model, metadata)
+    artifact = artifacts.save(options.models_dir, options.name, model, metadata, options.signing_key)
     return TrainingResult(artifact=artifact, metadata=artifact.metadata)
 
 
