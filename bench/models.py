@@ -26,8 +26,8 @@ PATIENT = {"age": 59, "sex": "female", "bmi": 32.1, "bp": None, "s1": 157, "s2":
 
 
 def ensure(cache: Path) -> Path:
-    def missing(name: str) -> bool:
-        return not list((cache / name).glob("*/metadata.json"))
+    def missing(name: str) -> bool:  # versions from before skops (model.joblib) are not served: build anew
+        return not list((cache / name).glob("*/model.skops"))
 
     def train(name: str, *arguments: str) -> None:
         if missing(name):

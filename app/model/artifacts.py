@@ -342,11 +342,6 @@ def _write_json(path: Path, record: dict[str, Any]) -> None:
         os.fsync(stream.fileno())
 
 
-def _fsync(path: Path) -> None:
-    with open(path, "rb") as stream:
-        os.fsync(stream.fileno())
-
-
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
