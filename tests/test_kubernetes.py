@@ -1,0 +1,110 @@
+"""deploy/kubernetes/: valid against the Kubernetes schemas (offline), and consistent with the service."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from app import config
+from app.http import routes
+from tests.conftest import ROOT
+
+FOLDER = ROOT / "deploy" / "kubernetes"
+KUBERNETES_VERSION = "1.33.0"  # a version every maintained cluster runs or exceeds
+
+
+def documents(path: Path) -> list[dict]:
+    return [d for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+def resources() -> list[dict]:
+    listed = yaml.safe_load((FOLDER / "kustomization.yaml").read_text())["resources"]
+    return [d for name in listed for d in documents(FOLDER / name)]
+
+
+def one(kind: str, name: str) -> dict:
+    (found,) = [r for r in resources() if r["kind"] == kind and r["metadata"]["name"] == name]
+    return found
+
+
+@pytest.mark.parametrize("path", sorted(p.name for p in FOLDER.glob("*.yaml") if p.name != "kustomization.yaml"))
+def test_every_manifest_is_valid_against_the_kubernetes_schemas_strictly(path):
+    for document in documents(FOLDER / path):
+        if path == "models-from-volume.yaml":  # a patch: valid once merged, so check its merged form below
+            continue
+        kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
+
+
+def test_the_kustomization_lists_every_manifest_but_the_optional_patch():
+    listed = set(yaml.safe_load((FOLDER / "kustomization.yaml").read_text())["resources"])
+    assert listed == {p.name for p in FOLDER.glob("*.yaml")} - {"kustomization.yaml", "models-from-volume.yaml"}
+
+
+def test_the_models_volume_patch_is_valid_once_merged_into_the_deployment():
+    deployment = one("Deployment", "sklearn-serve")
+    patch = documents(FOLDER / "models-from-volume.yaml")[0]["spec"]["template"]["spec"]
+    pod = deployment["spec"]["template"]["spec"]
+    pod["volumes"] = pod["volumes"] + patch["volumes"]
+    pod["containers"][0]["volumeMounts"] += patch["containers"][0]["volumeMounts"]
+    kubernetes_validate.validate(deployment, KUBERNETES_VERSION, strict=True)
+    assert {"name": "models", "mountPath": "/app/models", "readOnly": True} in pod["containers"][0]["volumeMounts"]
+
+
+def test_the_deployment_probes_the_services_own_endpoints_and_waits_for_its_graceful_timeout():
+    deployment = one("Deployment", "sklearn-serve")
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    settings = one("ConfigMap", "sklearn-serve-settings")["data"]
+    assert container["startupProbe"]["httpGet"]["path"] == "/ready"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/ready"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/health"
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert routes.match(container[probe]["httpGet"]["path"]).open  # no API key needed
+    assert container["ports"][0]["containerPort"] == int(settings["PORT"])
+    prestop = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+    assert pod["terminationGracePeriodSeconds"] >= int(settings["GRACEFUL_TIMEOUT"]) + prestop
+
+
+def test_the_pod_runs_as_the_images_non_root_user_with_a_read_only_root_filesystem():
+    pod = one("Deployment", "sklearn-serve")["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert pod["securityContext"]["runAsNonRoot"] and pod["securityContext"]["runAsUser"] == 10001
+    assert "--uid 10001" in (ROOT / "Dockerfile").read_text()
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
+    assert "limits" in container["resources"] and "requests" in container["resources"]
+    mounts = {m["mountPath"] for m in container["volumeMounts"]}
+    assert "/tmp" in mounts  # gunicorn's heartbeat and the metrics folder need a writable place
+
+
+def test_every_setting_in_the_configmap_is_one_the_service_reads_and_parses():
+    settings = one("ConfigMap", "sklearn-serve-settings")["data"]
+    assert set(settings) <= set(config.SETTINGS)
+    parsed = config.load(settings)
+    assert parsed["RATE_LIMIT_STORAGE_URI"].startswith("redis://")
+    redis_service = one("Service", "sklearn-serve-redis")
+    assert redis_service["metadata"]["name"] in parsed["RATE_LIMIT_STORAGE_URI"]
+    keys_mount = next(m for m in one("Deployment", "sklearn-serve")["spec"]["template"]["spec"]["containers"][0]
+                      ["volumeMounts"] if m["name"] == "keys")
+    assert parsed["API_KEYS_FILE"] == f"{keys_mount['mountPath']}/api-keys"
+    assert "api-keys" in one("Secret", "sklearn-serve-keys")["stringData"]
+
+
+def test_the_placeholder_key_is_refused_so_it_cannot_be_deployed_by_mistake(tmp_path):
+    placeholder = one("Secret", "sklearn-serve-keys")["stringData"]["api-keys"]
+    with pytest.raises(config.ConfigError):
+        config.check_keys("API_KEYS_FILE", tuple(line.strip() for line in placeholder.splitlines() if line.strip()))
+
+
+def test_services_autoscaler_and_disruption_budget_select_the_deployments_pods():
+    labels = one("Deployment", "sklearn-serve")["spec"]["template"]["metadata"]["labels"]
+    for selector in (one("Service", "sklearn-serve")["spec"]["selector"],
+                     one("PodDisruptionBudget", "sklearn-serve")["spec"]["selector"]["matchLabels"]):
+        assert selector.items() <= labels.items()
+    target = one("HorizontalPodAutoscaler", "sklearn-serve")["spec"]["scaleTargetRef"]
+    assert (target["kind"], target["name"]) == ("Deployment", "sklearn-serve")
+    assert one("HorizontalPodAutoscaler", "sklearn-serve")["spec"]["minReplicas"] >= 2  # the budget can be met
+    redis = one("Deployment", "sklearn-serve-redis")["spec"]["template"]["metadata"]["labels"]
+    assert one("Service", "sklearn-serve-redis")["spec"]["selector"].items() <= redis.items()
