@@ -31,6 +31,7 @@ from app.model.describe import describe_frame, matrix_from_frame
 from app.model.output import CLASSIFICATION, REGRESSION, from_scikit_learn, rows_for
 from app.model.training import TrainingOptions, train
 from tests.conftest import ROOT
+from tests.strategies import valid_rows
 from tests.datasets import pima_schema, titanic_like, write_csv
 
 TOLERANCE = 1e-5  # the promise for the trained artifacts; in practice differences are ~1e-13
@@ -95,24 +96,6 @@ def test_compiled_model_equals_scikit_learn_on_generated_titanic_rows(titanic_mo
         frame = titanic_like(300, seed=11)
         matrix, usable = matrix_from_frame(schema_of(artifact), frame)
         assert_same(artifact, matrix[usable])
-
-
-def valid_rows(schema: Schema, max_rows: int = 70):
-    """Any valid input: numbers anywhere in the accepted range (mostly near the training range)."""
-    columns = []
-    for feature in schema.features:
-        if feature.kind == "category":
-            values = st.integers(0, len(feature.categories) - 1).map(float)
-        else:
-            span = (feature.maximum - feature.minimum) or 1
-            near = st.floats(feature.minimum - span, feature.maximum + span, allow_nan=False)
-            if feature.integer:
-                near = near.map(round).map(float)
-            values = st.one_of(near, near, near, st.floats(-1e15, 1e15, allow_nan=False))
-        if feature.allow_missing:
-            values = st.one_of(values, st.just(float("nan")))
-        columns.append(values)
-    return st.lists(st.tuples(*columns), min_size=1, max_size=max_rows).map(lambda rows: np.array(rows, dtype="float64"))
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

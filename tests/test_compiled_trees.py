@@ -28,6 +28,7 @@ from threadpoolctl import threadpool_limits
 
 from app.model import compiled
 from app.model.describe import describe_frame, matrix_from_frame
+from tests.strategies import valid_rows
 
 COLUMNS = 5  # a, b, c: numbers with gaps; d: small integers (a native category for some HGBs); e: wide range
 CATEGORY_COLUMN = 3
@@ -302,24 +303,10 @@ def test_histogram_boosting_pipelines_with_native_categories_equal_scikit_learn_
             verify(pipeline, schema, classes, row[None, :])
 
 
-def schema_rows(schema):
-    columns = []
-    for feature in schema.features:
-        if feature.kind == "category":
-            values = st.integers(0, len(feature.categories) - 1).map(float)
-        else:
-            span = (feature.maximum - feature.minimum) or 1
-            values = st.floats(feature.minimum - span, feature.maximum + span, allow_nan=False)
-        if feature.allow_missing:
-            values = st.one_of(values, st.just(float("nan")))
-        columns.append(values)
-    return st.lists(st.tuples(*columns), min_size=1, max_size=30).map(lambda rows: np.array(rows, dtype="float64"))
-
-
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_property_histogram_boosting_pipelines_equal_scikit_learn_on_any_valid_input(pipelines, data):
-    matrix = data.draw(schema_rows(pipelines[0][3]))
+    matrix = data.draw(valid_rows(pipelines[0][3], max_rows=30))
     for task, name, pipeline, schema, classes in pipelines:
         verify(pipeline, schema, classes, matrix)
         verify(pipeline, schema, classes, matrix[:1])
