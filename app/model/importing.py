@@ -27,9 +27,9 @@ import pandas as pd
 
 from . import artifacts
 from .contract import CATEGORY, NUMBER, Decoded, Feature, Schema
-from .describe import category_values, describe_frame, matrix_from_frame
+from .describe import describe_frame, matrix_from_frame
 from .output import CLASSIFICATION, REGRESSION, final_estimator, from_scikit_learn, rows_for, task_of
-from .training import compiled_report, evaluate, evaluate_regression, target_range
+from .training import compiled_report, evaluate, evaluate_regression, prepare, target_range
 
 FORMATS = ("joblib", "pickle", "skops")
 
@@ -291,7 +291,7 @@ def dry_run(model: Any, schema: Schema, sample: pd.DataFrame | None, task: str, 
         what = "its sample" if sample is not None else "its example row"
         raise ImportRefused(f"the model fails on {what} as the server decodes it ({type(exc).__name__}: "
                             f"{_first_line(exc)})") from None
-    direct = rows_for(model, _as_served(frame[usable.tolist()], schema))
+    direct = rows_for(model, prepare(frame[usable.tolist()], schema))
     expected = from_scikit_learn(model, direct, task, classes)
     if task == REGRESSION:
         same = np.allclose(served.values, expected.values, rtol=1e-9, atol=1e-9, equal_nan=True)
@@ -303,21 +303,13 @@ def dry_run(model: Any, schema: Schema, sample: pd.DataFrame | None, task: str, 
     return int(usable.sum())
 
 
-def _as_served(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
-    out = pd.DataFrame(index=frame.index)
-    for feature in schema.features:
-        column = frame[feature.name]
-        out[feature.name] = column.astype("float64") if feature.kind == NUMBER else category_values(column)
-    return out.reset_index(drop=True)
-
-
 def sample_metrics(model: Any, schema: Schema, sample: pd.DataFrame, target: str, task: str,
                    classes: list[Any]) -> tuple[dict[str, Any], dict[str, float] | None]:
     """Metrics on the sample's target, after checking the model can predict it."""
     truth = sample[target]
     if truth.isna().any():
         raise ImportRefused(f"target column {target!r} has {int(truth.isna().sum())} empty values in the sample")
-    features = _as_served(sample[schema.names], schema)
+    features = prepare(sample[schema.names], schema)
     rows = rows_for(model, features)
     if task == REGRESSION:
         if not pd.api.types.is_numeric_dtype(truth) or pd.api.types.is_bool_dtype(truth):
@@ -390,7 +382,7 @@ def publish_model(model: Any, name: str, models_dir: Path | str = "models", samp
         "training_data": None,
         "cv": None,
         "test_metrics": metrics,
-        "fast_path": compiled_report(model, schema, _as_served(example_frame, schema), task, classes),
+        "fast_path": compiled_report(model, schema, prepare(example_frame, schema), task, classes),
     }
     return artifacts.save(models_dir, name, model, metadata, signing_key)
 
