@@ -28,7 +28,7 @@ import pandas as pd
 from . import artifacts
 from .contract import CATEGORY, NUMBER, Decoded, Feature, Schema
 from .describe import describe_frame, matrix_from_frame
-from .output import CLASSIFICATION, REGRESSION, final_estimator, from_scikit_learn, rows_for, task_of
+from .output import CLASSIFICATION, REGRESSION, final_estimator, from_scikit_learn, plain, rows_for, task_of
 from .training import compiled_report, evaluate, evaluate_regression, prepare, target_range
 
 FORMATS = ("joblib", "pickle", "skops")
@@ -175,7 +175,7 @@ def json_classes(model: Any) -> list[Any]:
     """The classes as JSON values; refused when JSON cannot carry them faithfully."""
     classes = []
     for value in getattr(model, "classes_", []):
-        value = value.item() if isinstance(value, np.generic) else value
+        value = plain(value)
         if isinstance(value, float) and (not math.isfinite(value)):
             raise ImportRefused(f"the model's class {value!r} cannot be written in JSON")
         if isinstance(value, float) and value.is_integer():
@@ -198,7 +198,7 @@ def describe_inputs(model: Any, names: list[str], sample: pd.DataFrame | None, t
                                 ignored=[c for c in map(str, sample.columns) if c not in names and c != target])
     else:
         schema = Schema(features=tuple(Feature(name=n, kind=CATEGORY if n in encoded else NUMBER, allow_missing=False,
-                                               example=_model_example(model, n, names)) for n in names))
+                                               example=_model_example(model, n)) for n in names))
     features = []
     for feature in schema.features:
         if feature.name in encoded and feature.kind == CATEGORY:
@@ -209,21 +209,28 @@ def describe_inputs(model: Any, names: list[str], sample: pd.DataFrame | None, t
     return Schema(features=tuple(features), ignored=schema.ignored, target=schema.target)
 
 
+def _named_column_steps(model: Any) -> list[tuple[list[str], list[Any]]]:
+    """The first step's ColumnTransformer entries that read columns by name: (columns, steps)."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
+
+    first = model.steps[0][1] if isinstance(model, Pipeline) else model
+    if not isinstance(first, ColumnTransformer):
+        return []
+    found = []
+    for _, step, columns in first.transformers_:
+        if isinstance(columns, (list, tuple, np.ndarray)) and all(isinstance(c, str) for c in columns):
+            found.append((list(columns), [s for _, s in step.steps] if isinstance(step, Pipeline) else [step]))
+    return found
+
+
 def encoder_categories(model: Any, names: list[str]) -> dict[str, list[str]]:
     """For columns a OneHotEncoder or OrdinalEncoder reads by name: the categories it knows."""
-    from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
-    from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
 
     found: dict[str, list[str]] = {}
-    first = model.steps[0][1] if isinstance(model, Pipeline) else model
-    if not isinstance(first, ColumnTransformer):
-        return found
-    for _, step, columns in first.transformers_:
-        if not isinstance(columns, (list, tuple, np.ndarray)) or not all(isinstance(c, str) for c in columns):
-            continue
-        steps = [s for _, s in step.steps] if isinstance(step, Pipeline) else [step]
+    for columns, steps in _named_column_steps(model):
         fill = None
         for part in steps:
             if isinstance(part, SimpleImputer) and part.strategy == "constant":
@@ -237,21 +244,15 @@ def encoder_categories(model: Any, names: list[str]) -> dict[str, list[str]]:
     return found
 
 
-def _model_example(model: Any, name: str, names: list[str]) -> Any:
+def _model_example(model: Any, name: str) -> Any:
     """Without a sample, a number's example: what an imputer would fill in, else 0."""
-    from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
-    from sklearn.pipeline import Pipeline
 
-    first = model.steps[0][1] if isinstance(model, Pipeline) else model
-    if isinstance(first, ColumnTransformer):
-        for _, step, columns in first.transformers_:
-            if isinstance(columns, (list, tuple, np.ndarray)) and name in list(columns):
-                steps = [s for _, s in step.steps] if isinstance(step, Pipeline) else [step]
-                if steps and isinstance(steps[0], SimpleImputer):
-                    value = steps[0].statistics_[list(columns).index(name)]
-                    if isinstance(value, (int, float, np.number)) and math.isfinite(float(value)):
-                        return round(float(value), 4)
+    for columns, steps in _named_column_steps(model):
+        if name in columns and steps and isinstance(steps[0], SimpleImputer):
+            value = steps[0].statistics_[columns.index(name)]
+            if isinstance(value, (int, float, np.number)) and math.isfinite(float(value)):
+                return round(float(value), 4)
     return 0
 
 
@@ -316,7 +317,7 @@ def sample_metrics(model: Any, schema: Schema, sample: pd.DataFrame, target: str
             raise ImportRefused(f"target column {target!r} holds text, and the model is a regressor")
         truth = truth.astype("float64").reset_index(drop=True)
         return evaluate_regression(model, rows, truth, truth), target_range(truth)
-    labels = [v.item() if isinstance(v, np.generic) else v for v in truth]
+    labels = [plain(v) for v in truth]
     known = {str(c) for c in classes}
     unknown = sorted({str(v) for v in labels} - known)
     if unknown:
@@ -326,7 +327,7 @@ def sample_metrics(model: Any, schema: Schema, sample: pd.DataFrame, target: str
     truth = pd.Series([by_text[str(v)] for v in labels])
     if hasattr(model, "predict_proba"):
         return evaluate(model, rows, truth), None
-    predicted = [str(v.item() if isinstance(v, np.generic) else v) for v in model.predict(rows)]
+    predicted = [str(plain(v)) for v in model.predict(rows)]
     return {"rows": len(truth), "accuracy": round(float(np.mean(np.array(predicted) == truth.astype(str))), 4)}, None
 
 

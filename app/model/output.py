@@ -82,10 +82,11 @@ def from_scikit_learn(model: Any, rows: Any, task: str, classes: list[Any]) -> O
         if probabilities is not None and labels_follow_probabilities(model):
             winners = probabilities.argmax(axis=1)
         else:
-            position = {_plain(c): i for i, c in enumerate(classes)}
-            winners = np.array([position[_plain(label)] for label in model.predict(rows)], dtype=np.intp)
+            position = {plain(c): i for i, c in enumerate(classes)}
+            winners = np.array([position[plain(label)] for label in model.predict(rows)], dtype=np.intp)
     return Output(winners=winners, probabilities=probabilities)
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
+    """A NumPy scalar as the Python value JSON carries (a class label, a parameter)."""
     return value.item() if isinstance(value, np.generic) else value

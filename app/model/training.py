@@ -32,7 +32,7 @@ from sklearn.svm import SVC, SVR
 
 from . import artifacts, compiled
 from .contract import NUMBER, Schema
-from .output import CLASSIFICATION, REGRESSION
+from .output import CLASSIFICATION, REGRESSION, plain
 from .describe import category_values, describe_frame, matrix_from_frame
 
 TASKS = (CLASSIFICATION, REGRESSION)
@@ -180,7 +180,7 @@ def check_target(labels: pd.Series, target: str) -> None:
     classes = labels.unique()
     if len(classes) < 2:
         raise TrainingError(
-            f"target column {target!r} has only one class ({_json_label(classes[0])!r}); a classifier needs two or more"
+            f"target column {target!r} has only one class ({plain(classes[0])!r}); a classifier needs two or more"
         )
     if pd.api.types.is_float_dtype(labels) and not np.all(np.equal(np.mod(labels, 1), 0)):
         raise TrainingError(
@@ -194,7 +194,7 @@ def check_target(labels: pd.Series, target: str) -> None:
         )
     smallest = labels.value_counts().min()
     if smallest < 4:
-        rare = _json_label(labels.value_counts().idxmin())
+        rare = plain(labels.value_counts().idxmin())
         raise TrainingError(
             f"class {rare!r} of target {target!r} has only {smallest} rows; cross-validation needs at least 4 per class"
         )
@@ -323,7 +323,7 @@ def evaluate(model: Pipeline, features: pd.DataFrame, labels: pd.Series) -> dict
         "roc_auc": None,
         "log_loss": None,
         "confusion_matrix": {
-            "labels": [_json_label(c) for c in classes],
+            "labels": [plain(c) for c in classes],
             "matrix": confusion_matrix(truth, predicted, labels=classes).tolist(),
         },
     }
@@ -446,7 +446,7 @@ def train(options: TrainingOptions) -> TrainingResult:
     say(f"evaluating on {len(X_test)} held-out rows")
     if task == CLASSIFICATION:
         metrics = evaluate(model, X_test, test_labels)
-        classes = [_json_label(c) for c in model.classes_]
+        classes = [plain(c) for c in model.classes_]
     else:
         metrics = evaluate_regression(model, X_test, test_labels, labels)
         classes = []
@@ -473,7 +473,7 @@ def train(options: TrainingOptions) -> TrainingResult:
         "cv": {
             "folds": folds,
             "scoring": scoring,
-            "best_params": {k.split("__", 1)[1]: _json_value(v) for k, v in search.best_params_.items()},
+            "best_params": {k.split("__", 1)[1]: plain(v) for k, v in search.best_params_.items()},
             "best_score": round(float(search.best_score_), 4),
             "seed": options.seed,
             "seconds": round(time.monotonic() - started, 1),
@@ -527,14 +527,6 @@ def _fingerprint(X: pd.DataFrame, labels: pd.Series) -> str:
     digest = hashlib.sha256(pd.util.hash_pandas_object(X, index=False).to_numpy().tobytes())
     digest.update(pd.util.hash_pandas_object(labels, index=False).to_numpy().tobytes())
     return digest.hexdigest()
-
-
-def _json_label(label: Any) -> Any:
-    return label.item() if isinstance(label, np.generic) else label
-
-
-def _json_value(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
 
 
 def stderr_progress(message: str) -> None:
