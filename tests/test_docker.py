@@ -30,7 +30,7 @@ from tests.records import RECORD
 from tests.server import free_port, stop
 from tests.tools import apt_install
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.docker]
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build"
