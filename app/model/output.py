@@ -28,6 +28,12 @@ class Output:
     def __len__(self) -> int:
         return len(self.values if self.values is not None else self.winners)
 
+    def head(self, rows: int) -> "Output":
+        """The answers for the first ``rows`` rows (the others were padding)."""
+        if len(self) == rows:
+            return self
+        return Output(*(None if a is None else a[:rows] for a in (self.winners, self.probabilities, self.values)))
+
 
 def task_of(model: Any) -> str | None:
     """classification, regression, or None for anything else (a transformer, a clusterer)."""

@@ -13,13 +13,18 @@ from typing import Any
 from .contract import Decoded
 from .output import Output, from_scikit_learn
 from .registry import LoadedModel
+from .tiles import pad_rows
 
 
 def predict(model: LoadedModel, decoded: Decoded) -> Output:
+    """The answers for the decoded rows; a row's answer is the same, to the bit, whatever rows
+    come with it (the batch is padded to whole tiles: app/model/tiles.py)."""
     if model.compiled is not None:
         return model.compiled.predict(decoded.matrix)
-    frame = decoded.frame
-    return from_scikit_learn(model.model, frame if model.takes_frame else frame.to_numpy(), model.task, model.classes)
+    rows = len(decoded.matrix)
+    frame = Decoded(pad_rows(decoded.matrix), [], decoded.schema).frame
+    output = from_scikit_learn(model.model, frame if model.takes_frame else frame.to_numpy(), model.task, model.classes)
+    return output.head(rows)
 
 
 def labels(model: LoadedModel, output: Output) -> list:

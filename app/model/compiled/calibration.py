@@ -11,7 +11,6 @@ the service's most common request, and every NumPy call saved there shows.
 """
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -19,7 +18,6 @@ from scipy.special import expit
 from sklearn.calibration import CalibratedClassifierCV, _SigmoidCalibration
 from sklearn.frozen import FrozenEstimator
 from sklearn.isotonic import IsotonicRegression
-from sklearn.svm import SVC
 
 from .linear import softmax
 from .program import Estimator, Transform, Unsupported, compile_estimator, compiles
@@ -51,12 +49,6 @@ def calibrated(model: CalibratedClassifierCV) -> Estimator:
                 total += part(features)
             total /= len(parts)
             return total
-    fast = _binary_rbf_svc_sigmoid(model)
-    if fast is not None:
-        general = probabilities
-
-        def probabilities(features: np.ndarray) -> np.ndarray:
-            return fast(features) if len(features) == 1 else general(features)
     return Estimator(kind=kind, probabilities=probabilities)
 
 
@@ -162,30 +154,3 @@ def _logits(predictions: np.ndarray, eps: float = 1e-12) -> np.ndarray:
 def _clip_above_one(proba: np.ndarray) -> np.ndarray:
     proba[(1.0 < proba) & (proba <= 1.0 + 1e-5)] = 1.0
     return proba
-
-
-def _binary_rbf_svc_sigmoid(model: CalibratedClassifierCV) -> Transform | None:
-    """The default model's single row: one two-class RBF SVC, sigmoid calibration, in a few
-    NumPy calls and plain floats. None when the model is not that."""
-    if len(model.classes_) != 2 or len(model.calibrated_classifiers_) != 1:
-        return None
-    member = model.calibrated_classifiers_[0]
-    svc = member.estimator
-    if (member.method != "sigmoid" or len(member.calibrators) != 1
-            or type(member.calibrators[0]) is not _SigmoidCalibration or type(svc) is not SVC
-            or svc.kernel != "rbf" or len(svc.classes_) != 2 or getattr(svc, "_sparse", False)
-            or list(member.classes) != list(svc.classes_)):
-        return None
-    vectors = np.ascontiguousarray(svc.support_vectors_, dtype="float64")
-    coefficients = np.asarray(svc.dual_coef_[0], dtype="float64")  # decision_function's sign
-    intercept = float(svc.intercept_[0])
-    gamma = float(svc._gamma)
-    a, b = float(member.calibrators[0].a_), float(member.calibrators[0].b_)
-
-    def one_row(features: np.ndarray) -> np.ndarray:
-        difference = vectors - features[0]
-        decision = float(np.exp(np.einsum("ij,ij->i", difference, difference) * -gamma) @ coefficients) + intercept
-        exponent = a * decision + b
-        positive = 0.0 if exponent > 700.0 else 1.0 / (1.0 + math.exp(exponent))  # expit(-exponent)
-        return np.array([[1.0 - positive, positive]])
-    return one_row

@@ -26,6 +26,7 @@ import sklearn
 from scipy import sparse
 from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 
+from ..tiles import whole_tiles
 from .program import Estimator, Unsupported, compiles
 
 DISTANCE_CELLS = 1 << 17  # numbers held at once while measuring distances: a batch's memory stays in cache
@@ -48,9 +49,6 @@ def k_neighbors_classifier(model: KNeighborsClassifier) -> Estimator:
             return _scikit_learn(model.predict_proba, features)
         votes = labels[indices]
         weights = weigh(distances)
-        if len(features) == 1:  # added in order of distance, as below
-            out = np.bincount(votes[0], weights=weights[0], minlength=n_classes)
-            return (out / out.sum())[None, :]
         out = np.zeros((len(features), n_classes))
         rows = np.arange(len(features))
         for place in range(votes.shape[1]):  # in order of distance, as scikit-learn adds them
@@ -119,11 +117,9 @@ def _search(model: Any) -> Search:
     if not 0 < k <= len(training):
         raise Unsupported("more neighbours than training rows")
     metric = _Metric(model, training, method)
-    chunk = max(1, DISTANCE_CELLS // metric.cells_per_row)
+    chunk = whole_tiles(DISTANCE_CELLS // metric.cells_per_row)  # app/model/tiles.py
 
     def search(features: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
-        if len(features) == 1:
-            return _nearest_one(metric, features[0], k)
         if len(features) <= chunk:
             return _nearest(metric, features, k)
         parts = [_nearest(metric, features[i:i + chunk], k) for i in range(0, len(features), chunk)]
@@ -163,23 +159,6 @@ class _Metric:
         self.weighs_by_distance = model.weights == "distance"
         self.cells_per_row = len(training) * (1 if metric == "euclidean" else max(1, training.shape[1]))
 
-    def one(self, x: np.ndarray) -> tuple[np.ndarray, float | None]:
-        """(training rows,) distances for one row, and the rounding bound (or None)."""
-        if self.by_product:
-            norm = float(x @ x)
-            squared = norm + -2.0 * (self.training @ x) + self.training_norms
-            np.maximum(squared, 0.0, out=squared)
-            return np.sqrt(squared, out=squared), self.unit_rounding * (norm + self.largest_norm)
-        difference = self.training - x
-        if self.metric == "euclidean":
-            return np.sqrt(np.einsum("ij,ij->i", difference, difference)), None
-        np.abs(difference, out=difference)
-        if self.metric == "manhattan":
-            return difference.sum(axis=1), None
-        if self.metric == "chebyshev":
-            return difference.max(axis=1), None
-        return (difference ** self.p).sum(axis=1) ** (1.0 / self.p), None
-
     def many(self, features: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray | None]:
         """(rows, training rows) distances, exact wherever they can matter, and the bound."""
         if np.isnan(features).any():  # scikit-learn's answer is its own: leave it to it
@@ -213,21 +192,6 @@ class _Metric:
         distances = np.full(squared.shape, np.inf)
         distances[rows, columns] = np.sqrt(np.einsum("ij,ij->i", difference, difference))
         return distances, None
-
-
-def _nearest_one(metric: _Metric, x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, bool]:
-    distances, rounding = metric.one(x)
-    order = np.argsort(distances, kind="stable")  # equal distances: lowest index first
-    nearest = distances[order[:k]]
-    tied = bool(np.isnan(distances).any())
-    if k < len(order):
-        kth, following = float(nearest[-1]), float(distances[order[k]])
-        tied = tied or following - kth <= RELATIVE_TIE * following
-        if rounding is not None:
-            tied = tied or following * following - kth * kth <= 2 * rounding
-    if rounding is not None and metric.weighs_by_distance:
-        tied = tied or float(nearest[0]) ** 2 <= rounding * 1e10  # 1/d could be off by > 1e-10
-    return nearest[None, :], order[None, :k], tied
 
 
 def _nearest(metric: _Metric, features: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, bool]:

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..contract import CATEGORY, Schema
 from ..output import Output
+from ..tiles import pad_rows
 
 Transform = Callable[[np.ndarray], np.ndarray]
 
@@ -47,6 +48,7 @@ class Estimator:
     winners: Transform | None = None
     decision: Transform | None = None
     values: Transform | None = None
+    products: bool = True  # computes with matrix products, whose rounding depends on the batch's shape
 
 
 @dataclass(frozen=True)
@@ -54,8 +56,16 @@ class CompiledPipeline:
     transform: Transform  # the decoded matrix -> the estimator's input
     estimator: Estimator
     kind: str
+    tiled: bool = True  # batches are padded to whole tiles (app/model/tiles.py): matrix products in the chain
 
     def predict(self, matrix: np.ndarray) -> Output:
+        """The answers for ``matrix``; each row's are the same, to the bit, in any batch."""
+        if self.tiled:
+            rows = len(matrix)
+            return self._predict(pad_rows(matrix)).head(rows)
+        return self._predict(matrix)
+
+    def _predict(self, matrix: np.ndarray) -> Output:
         features = self.transform(matrix)
         estimator = self.estimator
         if estimator.values is not None:
@@ -104,7 +114,9 @@ def compile_pipeline(model: Any, schema: Schema) -> CompiledPipeline:
     compiled = compile_estimator(estimator)
     # /models says which steps still run in scikit-learn: "logistic-regression + scikit-learn step PCA"
     kind = compiled.kind + "".join(f" + scikit-learn step {name}" for name in dict.fromkeys(in_scikit_learn))
-    return CompiledPipeline(transform=transform, estimator=compiled, kind=kind)
+    # scikit-learn's steps may multiply matrices too; the compiled steps work a row at a time
+    return CompiledPipeline(transform=transform, estimator=compiled, kind=kind,
+                            tiled=compiled.products or bool(in_scikit_learn))
 
 
 def _flatten(model: Any) -> tuple[list[Any], Any]:

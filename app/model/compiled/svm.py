@@ -19,6 +19,7 @@ import numpy as np
 from scipy import sparse
 from sklearn.svm import SVC, SVR, NuSVC, NuSVR
 
+from ..tiles import whole_tiles
 from .program import Estimator, Transform, Unsupported, compiles
 
 MIN_PROBABILITY = 1e-7  # libsvm's clip of each pairwise probability
@@ -90,7 +91,7 @@ def support_vector_regressor(model: Any) -> Estimator:
 def _in_chunks(function: Transform, n_vectors: int) -> Transform:
     """``function`` over a large batch a chunk of rows at a time, so that the kernel matrix of a
     chunk (rows x support vectors) stays a few megabytes."""
-    chunk = max(1, KERNEL_CELLS // max(1, n_vectors))
+    chunk = whole_tiles(KERNEL_CELLS // max(1, n_vectors))  # app/model/tiles.py
 
     def chunked(features: np.ndarray) -> np.ndarray:
         if len(features) <= chunk:
@@ -116,8 +117,8 @@ def kernel_function(model: Any) -> Transform:
         return lambda features: np.tanh(gamma * (features @ vectors_t) + coef0)
     if kernel != "rbf":
         raise Unsupported(f"an SVM with kernel {kernel!r}")
-    # exp(-gamma |x - v|^2): a single row by differences, as libsvm sums them; a batch by
-    # |x|^2 + |v|^2 - 2 x.v (one matrix product), which differs only by rounding.
+    # exp(-gamma |x - v|^2) as |x|^2 + |v|^2 - 2 x.v (one matrix product); libsvm sums the
+    # differences instead, which differs only by rounding.
     norms = np.einsum("ij,ij->i", vectors, vectors)
     minus_twice_vectors_t = -2.0 * vectors_t
 
@@ -129,12 +130,7 @@ def kernel_function(model: Any) -> Transform:
         squared *= -gamma
         return np.exp(squared, out=squared)
 
-    def rbf(features: np.ndarray) -> np.ndarray:
-        if len(features) == 1:
-            difference = vectors - features[0]
-            return np.exp(np.einsum("ij,ij->i", difference, difference) * -gamma)[None, :]
-        return rbf_block(features)
-    return rbf
+    return rbf_block
 
 
 def _powi(base: np.ndarray, times: int) -> np.ndarray:

@@ -62,7 +62,7 @@ def tree_classifier(model: Any) -> Estimator:
     tables = [_sklearn_tree(t.tree_, t.tree_.value[:, 0, :k], nan_follows_flag=True) for t in trees]
     ensemble = _Ensemble(tables, model.n_features_in_, float32=True)
     count = float(len(trees))
-    return Estimator(kind=_kind(model), probabilities=ensemble.compile(lambda total: total / count))
+    return Estimator(kind=_kind(model), products=False, probabilities=ensemble.compile(lambda total: total / count))
 
 
 @compiles(DecisionTreeRegressor, ExtraTreeRegressor, RandomForestRegressor, ExtraTreesRegressor)
@@ -72,7 +72,7 @@ def tree_regressor(model: Any) -> Estimator:
     tables = [_sklearn_tree(t.tree_, t.tree_.value[:, 0, :1], nan_follows_flag=True) for t in trees]
     ensemble = _Ensemble(tables, model.n_features_in_, float32=True)
     count = float(len(trees))
-    return Estimator(kind=_kind(model), values=ensemble.compile(lambda total: total[:, 0] / count))
+    return Estimator(kind=_kind(model), products=False, values=ensemble.compile(lambda total: total[:, 0] / count))
 
 
 @compiles(GradientBoostingClassifier, GradientBoostingRegressor)
@@ -118,11 +118,11 @@ def _boosted(model: Any, ensemble: _Ensemble) -> Estimator:
             probabilities = ensemble.compile(_softmax)
         else:
             raise Unsupported(f"classifier link {link.__name__}")
-        return Estimator(kind=_kind(model), probabilities=probabilities, decision=decision)
+        return Estimator(kind=_kind(model), products=False, probabilities=probabilities, decision=decision)
     if link is IdentityLink:
-        return Estimator(kind=_kind(model), values=ensemble.compile(lambda raw: raw[:, 0]))
+        return Estimator(kind=_kind(model), products=False, values=ensemble.compile(lambda raw: raw[:, 0]))
     if link is LogLink:  # poisson, gamma
-        return Estimator(kind=_kind(model), values=ensemble.compile(lambda raw: np.exp(raw[:, 0])))
+        return Estimator(kind=_kind(model), products=False, values=ensemble.compile(lambda raw: np.exp(raw[:, 0])))
     raise Unsupported(f"regressor link {link.__name__}")
 
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..contract import CATEGORY, Decoded, Schema
 from ..output import REGRESSION, from_scikit_learn, rows_for
+from ..tiles import pad_rows
 from .program import CompiledPipeline
 
 TOLERANCE = 1e-9  # rounding differences are ~1e-13
@@ -24,8 +25,10 @@ class Mismatch(Exception):
 
 def verify(compiled: CompiledPipeline, model: Any, schema: Schema, matrix: np.ndarray,
            task: str, classes: list[Any]) -> float:
-    """Compare with scikit-learn on ``matrix``; return the largest difference found."""
-    expected = from_scikit_learn(model, rows_for(model, Decoded(matrix, [], schema).frame), task, classes)
+    """Compare with scikit-learn on ``matrix``, as the scikit-learn backend computes it (the rows
+    padded to whole tiles: app/model/tiles.py); return the largest difference found."""
+    frame = Decoded(pad_rows(matrix), [], schema).frame
+    expected = from_scikit_learn(model, rows_for(model, frame), task, classes).head(len(matrix))
     got = compiled.predict(matrix)
     if task == REGRESSION:
         return _close("values", got.values, expected.values)
