@@ -2,6 +2,8 @@
 
     python manage.py import MODEL_FILE --name NAME [--sample CSV] [--target COLUMN] [--features A,B,...] [--trust TYPE]
     python manage.py keygen PRIVATE_KEY PUBLIC_KEY   # an Ed25519 key pair for signed versions
+    python manage.py score --model NAME[:VERSION] INPUT OUTPUT [--engine local|spark] [--master URL]
+                           [--id-column COL] [--errors PATH]   # score a CSV or Parquet file
     python manage.py versions [NAME]
     python manage.py pin [NAME] VERSION   # serve VERSION by default (after a reload)
     python manage.py rollback [NAME]      # pin the version before the one served now
@@ -15,10 +17,17 @@ model. NAME defaults to DEFAULT_MODEL, the folder to MODELS_DIR (app/config.py r
 ``import`` publishes a fitted estimator or Pipeline saved with joblib, pickle or skops as the next
 version of NAME (app/model/importing.py); unpickling runs the file's code, so import only files
 you trust. Every refusal is one ``error:`` line and exit code 2, with nothing written.
+
+``score`` predicts every row of a file with the same artifact, input rules and compiled model as
+the service (app/scoring/). Rows with problems go to the errors file (default: OUTPUT's name with
+``.errors`` before the suffix) with their row numbers and the API's words. Exit code 0: every row
+scored; 1: some rows are in the errors file; 2: nothing was scored (a bad option, file or model);
+130: interrupted, nothing written.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shlex
 import sys
 
@@ -82,6 +91,66 @@ def keygen(args: argparse.Namespace) -> int:
     return 0
 
 
+def score(args: argparse.Namespace, settings: dict) -> int:
+    from app.model.errors import InvalidInput
+    from app.model.registry import load_version
+    from app.scoring.files import FileError, TableSource, file_format
+
+    name, _, version_text = args.model.partition(":")
+    name = name or settings["DEFAULT_MODEL"]
+    if version_text and not (version_text.isascii() and version_text.isdigit()):
+        raise CommandError(f"--model {args.model}: give the version as a whole number, as in {name}:3")
+    errors_path = args.errors or default_errors_path(args.output)
+    try:
+        artifacts.check_name(name)
+        for path in (args.output, errors_path):
+            file_format(path)
+        if args.engine == "local":
+            source = TableSource(args.input)  # refuse a missing or unreadable input before loading the model
+        versions = artifacts.list_versions(args.models_dir, name)
+        version = int(version_text) if version_text else served_version(args.models_dir, name, settings)
+        if version is None or version not in versions:
+            raise CommandError(f"model {name!r} has no version {version}; its versions: {versions}" if versions
+                               else f"no versions of {name!r} in {args.models_dir}/")
+        model = load_version(args.models_dir, name, version, artifacts.load_policy(settings), settings["COMPILED_MODELS"])
+        if args.engine == "spark":
+            from app.scoring import spark
+            summary = spark.score(model, args.input, args.output, errors_path, args.id_column, master=args.master)
+        else:
+            from app.scoring import local
+            with progress_bar(args.quiet) as advance:
+                summary = local.score(model, source, args.output, errors_path, args.id_column, advance)
+    except InvalidInput as exc:
+        problems = "; ".join(f"{e.field + ': ' if e.field else ''}{e.message}" for e in exc.errors)
+        raise CommandError(f"{args.input}: {problems}") from None
+    except (FileError, artifacts.ArtifactError, SigningError, ValueError) as exc:
+        raise CommandError(str(exc)) from None
+    except KeyboardInterrupt:
+        print("error: interrupted; nothing written", file=sys.stderr)
+        return 130
+    print(summary.line())
+    return 1 if summary.failed else 0
+
+
+def default_errors_path(output: str) -> str:
+    """scores.csv -> scores.errors.csv; scores.parquet -> scores.errors.parquet."""
+    head, dot, suffix = output.rstrip("/").rpartition(".")
+    if suffix.lower() in ("gz", "bz2", "zst") and "." in head:
+        head, _, inner = head.rpartition(".")
+        suffix = f"{inner}.{suffix}"
+    return f"{head}.errors.{suffix}" if dot else f"{output}.errors.csv"
+
+
+@contextlib.contextmanager
+def progress_bar(quiet: bool):
+    """Rows and rows/s on stderr while a terminal watches (tqdm); nothing in a pipe or with --quiet."""
+    from tqdm import tqdm
+
+    with tqdm(unit=" rows", unit_scale=True, disable=True if quiet else None, file=sys.stderr,
+              desc="scoring", mininterval=0.5) as bar:
+        yield bar.update
+
+
 def run(argv: list[str]) -> int:
     try:
         settings = config.load()
@@ -109,7 +178,21 @@ def run(argv: list[str]) -> int:
     keys = commands.add_parser("keygen", help="make an Ed25519 key pair for signing versions")
     keys.add_argument("private_key", metavar="PRIVATE_KEY", help="where the private key goes (SIGNING_KEY_FILE)")
     keys.add_argument("public_key", metavar="PUBLIC_KEY", help="where the public key goes (add it to VERIFY_KEYS_FILE)")
+    scores = commands.add_parser("score", help="score a CSV or Parquet file with a model, as POST /predict would")
+    scores.add_argument("input", metavar="INPUT", help="a .csv or .parquet file (spark: any path Spark reads)")
+    scores.add_argument("output", metavar="OUTPUT", help="where the predictions go: .csv or .parquet")
+    scores.add_argument("--model", default=default_name, metavar="NAME[:VERSION]",
+                        help=f"the model, and the version (default: {default_name} at the version served)")
+    scores.add_argument("--engine", choices=("local", "spark"), default="local",
+                        help="local: stream the file here (default); spark: run on PySpark")
+    scores.add_argument("--master", default="local[*]", metavar="URL", help="Spark's master (default: local[*])")
+    scores.add_argument("--id-column", action="append", default=[], metavar="COL",
+                        help="a column copied to the output beside each prediction (repeatable; default: the row number)")
+    scores.add_argument("--errors", metavar="PATH", help="the errors file (default: OUTPUT with .errors before its suffix)")
+    scores.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
+    if args.command == "score":
+        return score(args, settings)
     if args.command == "import":
         return import_model(args, argv, settings)
     if args.command == "keygen":

@@ -66,15 +66,9 @@ class Decoder:
         Missing and unknown columns are reported once for the table, not once per row.
         """
         columns = list(columns)
-        errors: list[InputError] = []
-        for name in columns:
-            if not isinstance(name, str):
-                errors.append(InputError(None, None, f"column names must be strings, got {describe(name)}"))
-        duplicates = sorted({c for c in columns if isinstance(c, str) and columns.count(c) > 1})
-        errors += [InputError(None, name, "column given more than once") for name in duplicates]
-        errors += self._presence_errors(None, {c for c in columns if isinstance(c, str)})
+        errors = self.column_errors(columns)
         if errors:
-            raise InvalidInput(self._ordered(errors))
+            raise InvalidInput(errors)
         position = [columns.index(f.name) for f in self.schema.features]
         if not text:
             decoded = self.bulk.positional(data, position, len(columns))
@@ -93,6 +87,18 @@ class Decoder:
             rows.append(row)
             warnings.append(row_warnings)
         return self._finish(rows, warnings, errors)
+
+    def column_errors(self, columns: list[Any]) -> list[InputError]:
+        """What is wrong with a table's column names, once for the table: not text, given twice,
+        missing or unknown."""
+        errors: list[InputError] = []
+        for name in columns:
+            if not isinstance(name, str):
+                errors.append(InputError(None, None, f"column names must be strings, got {describe(name)}"))
+        duplicates = sorted({c for c in columns if isinstance(c, str) and columns.count(c) > 1})
+        errors += [InputError(None, name, "column given more than once") for name in duplicates]
+        errors += self._presence_errors(None, {c for c in columns if isinstance(c, str)})
+        return self._ordered(errors)
 
     def _presence_errors(self, number: int | None, present: set) -> list[InputError]:
         schema, found = self.schema, []

@@ -65,6 +65,38 @@ def default_version(name: str, versions: list[int], pin_file: int | None, defaul
     return versions[-1] if versions else None
 
 
+def load_version(models_dir: Path | str, name: str, version: int, policy: artifacts.LoadPolicy = artifacts.DEFAULT_POLICY,
+                 compile_models: bool = True) -> LoadedModel:
+    """One version, verified and compiled as the server loads it (batch scoring loads just this)."""
+    try:
+        artifact = artifacts.load(Path(models_dir) / name / str(version), policy)
+        schema = Schema.from_dict(artifact.metadata["schema"])
+        check_features(artifact.model, schema)
+        task = artifact.metadata.get("task", CLASSIFICATION)
+        classes = list(artifact.metadata["classes"])
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # metadata of the wrong shape
+        raise artifacts.ArtifactCorrupt(f"its metadata is not usable ({type(exc).__name__}: {exc}); retrain it") from None
+    program, backend = (compile_checked(artifact.model, schema, task, classes) if compile_models
+                        else (None, "scikit-learn (COMPILED_MODELS off)"))
+    log.info("model %s/%s loaded from %s, served by %s", name, version, artifact.path, backend)
+    return LoadedModel(name=name, version=version, model=artifact.model, schema=schema, classes=classes,
+                       metadata=artifact.metadata, decoder=Decoder(schema), compiled=program, backend=backend,
+                       task=task, takes_frame=takes_frame(artifact.model))
+
+
+def compile_checked(model: Any, schema: Schema, task: str, classes: list[Any]) -> tuple[CompiledPipeline | None, str]:
+    """The compiled backend, only if it matches scikit-learn on synthetic valid rows right now."""
+    try:
+        program = compile_pipeline(model, schema)
+        verify(program, model, schema, synthetic_rows(schema), task, classes)
+    except Unsupported as exc:
+        return None, f"scikit-learn (not compiled: {exc})"
+    except Exception as exc:  # noqa: BLE001 - Mismatch, or any failure: scikit-learn answers
+        log.warning("the compiled model disagrees with scikit-learn (%s); serving with scikit-learn", exc)
+        return None, f"scikit-learn (compiled model disagreed: {exc})"
+    return program, f"numpy ({program.kind})"
+
+
 class Registry:
     def __init__(self, models_dir: Path, default_name: str, pinned_version: int | None = None,
                  compile_models: bool = True, policy: artifacts.LoadPolicy = artifacts.DEFAULT_POLICY):
@@ -103,42 +135,15 @@ class Registry:
 
     def _load_one(self, name: str, version: int) -> None:
         try:
-            artifact = artifacts.load(self.models_dir / name / str(version), self.policy)
-            schema = Schema.from_dict(artifact.metadata["schema"])
-            check_features(artifact.model, schema)
+            loaded = load_version(self.models_dir, name, version, self.policy, self.compile_models)
         except artifacts.ArtifactError as exc:
             self._fail(name, version, str(exc))
             return
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:  # metadata of the wrong shape
-            self._fail(name, version, f"its metadata is not usable ({type(exc).__name__}: {exc}); retrain it")
-            return
-        task = artifact.metadata.get("task", CLASSIFICATION)
-        classes = list(artifact.metadata["classes"])
-        program, backend = (self._compile(artifact.model, schema, task, classes) if self.compile_models
-                            else (None, "scikit-learn (COMPILED_MODELS off)"))
-        self.models.setdefault(name, {})[version] = LoadedModel(
-            name=name, version=version, model=artifact.model, schema=schema,
-            classes=classes, metadata=artifact.metadata, decoder=Decoder(schema),
-            compiled=program, backend=backend, task=task, takes_frame=takes_frame(artifact.model),
-        )
-        log.info("model %s/%s loaded from %s, served by %s", name, version, artifact.path, backend)
+        self.models.setdefault(name, {})[version] = loaded
 
     def _fail(self, name: str, version: int, reason: str) -> None:
         self.failures.setdefault(name, {})[version] = reason
         log.error("model %s/%s not loaded: %s", name, version, reason)
-
-    @staticmethod
-    def _compile(model: Any, schema: Schema, task: str, classes: list[Any]) -> tuple[CompiledPipeline | None, str]:
-        """The compiled backend, only if it matches scikit-learn on synthetic valid rows right now."""
-        try:
-            program = compile_pipeline(model, schema)
-            verify(program, model, schema, synthetic_rows(schema), task, classes)
-        except Unsupported as exc:
-            return None, f"scikit-learn (not compiled: {exc})"
-        except Exception as exc:  # noqa: BLE001 - Mismatch, or any failure: scikit-learn answers
-            log.warning("the compiled model disagrees with scikit-learn (%s); serving with scikit-learn", exc)
-            return None, f"scikit-learn (compiled model disagreed: {exc})"
-        return program, f"numpy ({program.kind})"
 
     def versions(self, name: str) -> list[int]:
         """Every published version of ``name``, loaded or not."""

@@ -1,0 +1,123 @@
+"""The local engine: one process streams the file through the model a batch at a time.
+
+Memory holds one batch (a few MB) whatever the file's length. The output and the errors file are
+written beside their destinations and renamed into place at the end, so a run that fails or is
+interrupted leaves no partial output.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import pyarrow as pa
+
+from ..model.errors import InputError, InvalidInput
+from ..model.predict import predict
+from ..model.registry import LoadedModel
+from ..model.tables import TableDecoder
+from . import results
+from .files import TableSink, TableSource
+
+
+@dataclass(frozen=True)
+class Summary:
+    rows: int  # read from the input
+    scored: int
+    failed: int  # rows in the errors file
+    problems: int
+    seconds: float
+    output: str
+    errors: str
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.seconds if self.seconds > 0 else float("nan")
+
+    def line(self) -> str:
+        text = (f"scored {self.scored:,} of {self.rows:,} rows in {self.seconds:.1f} s "
+                f"({self.rows_per_second:,.0f} rows/s) into {self.output}")
+        if self.failed:
+            text += (f"; {self.failed:,} row{'s' * (self.failed != 1)} not scored "
+                     f"({self.problems:,} problem{'s' * (self.problems != 1)}): see {self.errors}")
+        return text
+
+
+def check_columns(model: LoadedModel, columns: list[str], id_columns: list[str]) -> None:
+    """The table must carry every feature and nothing the model does not know, but its id
+    columns; raises InvalidInput with the API's words, once for the table."""
+    errors = [InputError(None, name, "no such column for --id-column") for name in id_columns if name not in columns]
+    ids = set(id_columns) - set(model.schema.names)
+    errors += model.decoder.column_errors([c for c in columns if c not in ids])
+    if errors:
+        raise InvalidInput(errors)
+
+
+def score(model: LoadedModel, source: TableSource, output: str | Path, errors: str | Path,
+          id_columns: list[str], progress: Callable[[int], None] = lambda rows: None) -> Summary:
+    """Score every row of ``source`` into ``output``; rows with problems go to ``errors``."""
+    started = time.perf_counter()
+    check_columns(model, source.columns, id_columns)
+    decoder = TableDecoder(model.schema)
+    batches = source.batches()
+    first = next(batches, None)
+    input_schema = first.table.schema if first is not None else pa.schema([(c, pa.string()) for c in source.columns])
+    ids = results.id_schema(id_columns, input_schema)
+    out_schema, err_schema = results.output_schema(model, ids), results.errors_schema(ids)
+    sink, error_sink = TableSink(output, out_schema), None
+    try:
+        error_sink = TableSink(errors, err_schema)
+        rows = scored = failed = problems = 0
+        for batch in _chain(first, batches):
+            table = decoder.decode(batch.table, text=source.text)
+            if table.decoded is not None:
+                output_rows = predict(model, table.decoded)
+                kept = pa.array(table.kept)
+                sink.write(results.prediction_table(
+                    model, output_rows, _ids(batch, kept, id_columns), table.warnings, out_schema))
+            found = [InputError(int(batch.numbers[p.row]), p.field, p.message) for p in table.problems]
+            found = sorted(found + batch.problems, key=lambda p: p.row)  # stable: fields stay in schema order
+            if found:
+                error_sink.write(_errors_table(found, batch, id_columns, err_schema))
+            rows += batch.table.num_rows + len(batch.problems)
+            scored += len(table.kept)
+            failed += table.failed_rows + len({p.row for p in batch.problems})
+            problems += len(found)
+            progress(batch.table.num_rows + len(batch.problems))
+        error_sink.commit()
+        sink.commit()
+    except BaseException:
+        sink.abort()
+        if error_sink is not None:
+            error_sink.abort()
+        raise
+    return Summary(rows, scored, failed, problems, time.perf_counter() - started, str(output), str(errors))
+
+
+def _chain(first, rest):
+    if first is not None:
+        yield first
+        yield from rest
+
+
+def _ids(batch, kept: pa.Array, id_columns: list[str]) -> dict[str, pa.Array]:
+    if not id_columns:
+        return {results.ROW: pa.array(batch.numbers).take(kept)}
+    return {name: batch.table.column(name).take(kept) for name in id_columns}
+
+
+def _errors_table(found: list[InputError], batch, id_columns: list[str], schema: pa.Schema) -> pa.Table:
+    columns: dict[str, list] = {results.ROW: [p.row for p in found]}
+    if id_columns:
+        # A row set aside before it was split into cells has no ids.
+        position = {int(n): i for i, n in enumerate(batch.numbers.tolist())}
+        places = pa.array([position.get(p.row) for p in found], pa.int64())
+        for name in id_columns:
+            if name != results.ROW:
+                columns[name] = batch.table.column(name).take(places) if batch.table.num_rows else \
+                    pa.nulls(len(found), schema.field(name).type)
+    columns["field"] = [p.field for p in found]
+    columns["problem"] = [p.message for p in found]
+    return pa.Table.from_pydict(columns, schema=schema)
+
