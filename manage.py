@@ -112,10 +112,12 @@ def score(args: argparse.Namespace, settings: dict) -> int:
         if version is None or version not in versions:
             raise CommandError(f"model {name!r} has no version {version}; its versions: {versions}" if versions
                                else f"no versions of {name!r} in {args.models_dir}/")
-        model = load_version(args.models_dir, name, version, artifacts.load_policy(settings), settings["COMPILED_MODELS"])
+        policy = artifacts.load_policy(settings)
+        model = load_version(args.models_dir, name, version, policy, settings["COMPILED_MODELS"])
         if args.engine == "spark":
             from app.scoring import spark
-            summary = spark.score(model, args.input, args.output, errors_path, args.id_column, master=args.master)
+            summary = spark.score(model, args.models_dir, args.input, args.output, errors_path, args.id_column,
+                                  master=args.master, policy=policy)
         else:
             from app.scoring import local
             with progress_bar(args.quiet) as advance:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import pyarrow as pa
 
 from ..model.errors import InputError, InvalidInput
@@ -18,7 +19,7 @@ from ..model.predict import predict
 from ..model.registry import LoadedModel
 from ..model.tables import TableDecoder
 from . import results
-from .files import TableSink, TableSource
+from .files import Batch, TableSink, TableSource
 
 
 @dataclass(frozen=True)
@@ -76,14 +77,12 @@ def score(model: LoadedModel, source: TableSource, output: str | Path, errors: s
                 kept = pa.array(table.kept)
                 sink.write(results.prediction_table(
                     model, output_rows, _ids(batch, kept, id_columns), table.warnings, out_schema))
-            found = [InputError(int(batch.numbers[p.row]), p.field, p.message) for p in table.problems]
-            found = sorted(found + batch.problems, key=lambda p: p.row)  # stable: fields stay in schema order
-            if found:
-                error_sink.write(_errors_table(found, batch, id_columns, err_schema))
+            if table.problems or batch.problems:
+                error_sink.write(_errors(table.problems, batch, id_columns, err_schema))
             rows += batch.table.num_rows + len(batch.problems)
             scored += len(table.kept)
             failed += table.failed_rows + len({p.row for p in batch.problems})
-            problems += len(found)
+            problems += len(table.problems) + len(batch.problems)
             progress(batch.table.num_rows + len(batch.problems))
         error_sink.commit()
         sink.commit()
@@ -107,17 +106,15 @@ def _ids(batch, kept: pa.Array, id_columns: list[str]) -> dict[str, pa.Array]:
     return {name: batch.table.column(name).take(kept) for name in id_columns}
 
 
-def _errors_table(found: list[InputError], batch, id_columns: list[str], schema: pa.Schema) -> pa.Table:
-    columns: dict[str, list] = {results.ROW: [p.row for p in found]}
+def _errors(problems: list[InputError], batch: Batch, id_columns: list[str], schema: pa.Schema) -> pa.Table:
+    """``problems`` (row: a position in the batch) and the rows set aside before they were split
+    into cells (row: their number; they have no ids), in row order."""
+    lines = sorted([(int(batch.numbers[p.row]), p.row, p) for p in problems]
+                   + [(p.row, None, p) for p in batch.problems], key=lambda line: line[0])
+    numbers = np.array([number for number, _, _ in lines], dtype=np.int64)
+    ids = {}
     if id_columns:
-        # A row set aside before it was split into cells has no ids.
-        position = {int(n): i for i, n in enumerate(batch.numbers.tolist())}
-        places = pa.array([position.get(p.row) for p in found], pa.int64())
-        for name in id_columns:
-            if name != results.ROW:
-                columns[name] = batch.table.column(name).take(places) if batch.table.num_rows else \
-                    pa.nulls(len(found), schema.field(name).type)
-    columns["field"] = [p.field for p in found]
-    columns["problem"] = [p.message for p in found]
-    return pa.Table.from_pydict(columns, schema=schema)
-
+        at = pa.array([position for _, position, _ in lines], pa.int64())
+        ids = {name: batch.table.column(name).take(at) if batch.table.num_rows
+               else pa.nulls(len(lines), schema.field(name).type) for name in id_columns}
+    return results.errors_table([p for _, _, p in lines], numbers, ids, schema)

@@ -8,9 +8,12 @@ warnings joined by "; " (empty: none). Errors: ``row``, the id columns, then ``f
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pyarrow as pa
 
+from ..model.errors import InputError
 from ..model.output import Output
 from ..model.registry import LoadedModel
 
@@ -71,3 +74,12 @@ def warning_column(warnings: dict[int, list[str]], rows: int) -> pa.Array:
     for row, found in warnings.items():
         texts[row] = WARNING_SEPARATOR.join(found)
     return pa.array(texts, pa.string())
+
+
+def errors_table(problems: list[InputError], numbers: np.ndarray, ids: dict[str, pa.Array], schema: pa.Schema) -> pa.Table:
+    """One line per problem: its row number, the row's ids, the field and the problem."""
+    columns: dict[str, Any] = {ROW: pa.array(numbers, pa.int64())}
+    columns.update((name, values) for name, values in ids.items() if name != ROW)
+    columns["field"] = [p.field for p in problems]
+    columns["problem"] = [p.message for p in problems]
+    return pa.Table.from_pydict(columns, schema=schema)
