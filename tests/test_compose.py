@@ -375,7 +375,7 @@ def test_killing_a_replica_under_load_loses_at_most_the_requests_in_flight(stack
 def test_rate_limits_count_across_replicas_in_redis(stack):
     limit = 20
     # Per hour rather than per minute: the sliding window may let one more through when the requests
-    # straddle the start of a new window, which is then 3,600 times less likely than per second.
+    # (a fraction of a second) straddle the start of a new window, 60 times less likely per hour.
     stack.up(rate_limit=f"{limit}/hour")
     with requests.Session() as session:
         answers = [predict(session, stack.url) for _ in range(2 * limit + 6)]
