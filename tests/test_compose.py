@@ -6,27 +6,24 @@ Under load from a few threads, one replica is killed, and another is made alive-
 the balancer's answers (the X-Replica header names the replica) and its status page show what it
 did; a low rate limit shows that the replicas count in one shared budget.
 
-The images are built FROM the local Debian base (tests/docker_engine.py), with wheels made outside
-the builds (HAProxy and Redis from Debian's packages, the replica from the service image plus the
-Redis client). With the images cached the module takes about 30 s on two cores; building the
-HAProxy, Redis and replica images adds about 10 s. The numbers measured here are written to
-build/test-artifacts/compose-replicas.json.
+The replicas run the service image (tests/docker_engine.py: built FROM the local Debian base with
+wheels made outside the build), which has the Redis client itself; HAProxy and Redis are built here
+from Debian's packages on the same base. With the images cached the module takes about 30 s on two
+cores; building the HAProxy and Redis images adds a few seconds. The numbers measured here are
+written to build/test-artifacts/compose-replicas.json.
 """
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import os
 import shutil
 import subprocess
-import sys
 import threading
 import time
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterator
 
 import pytest
@@ -42,7 +39,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.compose]
 
 COMPOSE_DIR = ROOT / "deploy" / "compose"
 COMPOSE_FILE = COMPOSE_DIR / "replicas.yml"
-COMPOSE_WHEELS = COMPOSE_DIR / "wheels"  # inside the build context (deploy/compose), gitignored
 ARTIFACTS = ROOT / "build" / "test-artifacts" / "compose-replicas.json"
 REPLICAS = ("replica-1", "replica-2")
 MODEL = "pima-diabetes"
@@ -180,32 +176,13 @@ def compose(docker) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def compose_wheels() -> Path:
-    """deploy/compose/wheels: the replica's extra requirements (the Redis client) as wheels."""
-    if sys.version_info[:2] != (3, 11):
-        pytest.skip("the wheels are made by this Python for the image's Python 3.11: run with a Python 3.11 .venv")
-    wanted = hashlib.sha256((COMPOSE_DIR / "requirements.txt").read_bytes()).hexdigest()
-    stamp = COMPOSE_WHEELS / ".requirements.sha256"
-    if stamp.exists() and stamp.read_text().strip() == wanted:
-        return COMPOSE_WHEELS
-    done = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--disable-pip-version-check", "-q", "-r", "requirements.txt",
-         "-w", str(COMPOSE_WHEELS)],
-        cwd=COMPOSE_DIR, capture_output=True, text=True, timeout=300,
-    )
-    assert done.returncode == 0, f"pip wheel failed:\n{done.stderr[-3000:]}"
-    stamp.write_text(wanted + "\n")
-    return COMPOSE_WHEELS
-
-
-@pytest.fixture(scope="module")
-def stack(docker, compose, base_image, image, compose_wheels) -> Iterator[Stack]:
+def stack(docker, compose, base_image, image) -> Iterator[Stack]:
     settings = {
-        "SERVICE_IMAGE": image, "BASE_IMAGE": base_image, "WHEELS": compose_wheels.name, "IMAGE_TAG": "test",
+        "SERVICE_IMAGE": image, "BASE_IMAGE": base_image, "IMAGE_TAG": "test",
         "BALANCER_PORT": str(free_port()), "STATS_PORT": str(free_port()),
     }
     project = Stack(docker, compose, settings)
-    tags = [f"sklearn-serve-{name}:test" for name in ("replica", "haproxy", "redis")]
+    tags = [f"sklearn-serve-{name}:test" for name in ("haproxy", "redis")]  # the replicas' image is `image`
     try:
         previous = {tag: docker.image_id(tag) for tag in tags}
         started = time.monotonic()
@@ -213,7 +190,7 @@ def stack(docker, compose, base_image, image, compose_wheels) -> Iterator[Stack]
         built = time.monotonic()
         for tag, old in previous.items():
             if old not in (None, docker.image_id(tag)):
-                # With it go the layers it was built on, e.g. an older service image nothing else uses.
+                # The image this tag named before, kept if a container still uses it.
                 docker("image", "rm", old, check=False)
         project.up()
         MEASURED["setup_s"] = {"build": round(built - started, 1), "up_until_both_in_service": round(
@@ -226,19 +203,17 @@ def stack(docker, compose, base_image, image, compose_wheels) -> Iterator[Stack]
 
 
 def test_the_compose_files_build_and_publish_as_documented():
-    """Without an engine: the Dockerfiles pass hadolint, the replicas' Redis client is the version
-    the tests use, and every port replicas.yml publishes is on 127.0.0.1."""
+    """Without an engine: the Dockerfiles pass hadolint, the replicas run the service image as it
+    is (nothing built for them), and every port replicas.yml publishes is on 127.0.0.1."""
     for dockerfile in sorted(COMPOSE_DIR.glob("*.Dockerfile")):
         done = subprocess.run([hadolint(), "--no-color", dockerfile.name], cwd=COMPOSE_DIR, capture_output=True,
                               text=True, timeout=60, env={**os.environ, "NO_COLOR": "1"})
         assert done.returncode == 0, f"hadolint found problems in {dockerfile.name}:\n{done.stdout}{done.stderr}"
 
-    def pin(path: Path, name: str) -> str:
-        return next(line.split("#")[0].strip() for line in path.read_text().splitlines() if line.startswith(name + "=="))
-
-    assert pin(COMPOSE_DIR / "requirements.txt", "redis") == pin(ROOT / "requirements-dev.txt", "redis")
-
     services = yaml.safe_load(COMPOSE_FILE.read_text())["services"]
+    # The Redis client comes with requirements.txt (tests/test_kubernetes.py checks the pin).
+    assert all(services[r]["image"] == "${SERVICE_IMAGE:-sklearn-serve:latest}" and "build" not in services[r]
+               for r in REPLICAS)
     published = {name: service.get("ports", []) for name, service in services.items()}
     assert published == {"replica-1": [], "replica-2": [], "redis": [],
                          "balancer": ["127.0.0.1:${BALANCER_PORT:-8000}:8000", "127.0.0.1:${STATS_PORT:-8404}:8404"]}
