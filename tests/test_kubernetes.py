@@ -1,6 +1,8 @@
-"""deploy/kubernetes/: valid against the Kubernetes schemas (offline), and consistent with the service."""
+"""deploy/kubernetes/: valid against the Kubernetes schemas (offline), and consistent with the service
+(and, with deploy/compose/, with what the image installs: a redis:// rate-limit storage needs redis)."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import kubernetes_validate
@@ -108,3 +110,42 @@ def test_services_autoscaler_and_disruption_budget_select_the_deployments_pods()
     assert one("HorizontalPodAutoscaler", "sklearn-serve")["spec"]["minReplicas"] >= 2  # the budget can be met
     redis = one("Deployment", "sklearn-serve-redis")["spec"]["template"]["metadata"]["labels"]
     assert one("Service", "sklearn-serve-redis")["spec"]["selector"].items() <= redis.items()
+
+
+def storage_uris(node) -> list[str]:
+    """Every RATE_LIMIT_STORAGE_URI a manifest sets: a mapping key (ConfigMap data, compose
+    environment), a Kubernetes env entry ({name, value}) or a compose "KEY=value" item."""
+    if isinstance(node, dict):
+        found = [str(node["value"])] if node.get("name") == "RATE_LIMIT_STORAGE_URI" and "value" in node else []
+        found += [str(v) for k, v in node.items() if k == "RATE_LIMIT_STORAGE_URI"]
+        return found + [uri for v in node.values() for uri in storage_uris(v)]
+    if isinstance(node, list):
+        return [uri for item in node for uri in storage_uris(item)]
+    if isinstance(node, str) and node.startswith("RATE_LIMIT_STORAGE_URI="):
+        return [node.partition("=")[2]]
+    return []
+
+
+MANIFESTS = sorted([*FOLDER.glob("*.yaml"), *(ROOT / "deploy" / "compose").glob("*.yml")])
+REQUIREMENTS = (ROOT / "requirements.txt").read_text()
+
+
+def without_their_driver(requirements: str) -> list[str]:
+    """The manifests that point the rate limits at redis://, if ``requirements`` pins no redis."""
+    if re.search(r"(?m)^redis==\S", requirements):
+        return []
+    return sorted({path.relative_to(ROOT).as_posix() for path in MANIFESTS for document in documents(path)
+                   if any(uri.startswith("redis://") for uri in storage_uris(document))})
+
+
+@pytest.mark.parametrize("requirements, refused", [
+    (REQUIREMENTS, []),
+    # The check itself: with the pin taken out (as before 'redis in the runtime requirements') it names both.
+    (re.sub(r"(?m)^redis==.*$", "", REQUIREMENTS), ["deploy/compose/replicas.yml", "deploy/kubernetes/configmap.yaml"]),
+], ids=["requirements.txt", "without-the-redis-pin"])
+def test_a_redis_storage_uri_in_a_manifest_comes_with_the_redis_client_in_the_image(requirements, refused):
+    """The image installs requirements.txt alone: a manifest that sets RATE_LIMIT_STORAGE_URI=redis://
+    needs redis pinned there, or the service refuses the URI at startup ("'redis' prerequisite not
+    available") and exits."""
+    assert without_their_driver(requirements) == refused, "these set a redis:// RATE_LIMIT_STORAGE_URI, " \
+        "and requirements.txt has no redis== pin"
