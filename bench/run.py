@@ -30,7 +30,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from app.config import DEFAULT_MODEL_NAME  # noqa: E402 - the project's root is on the path now
-from bench import models  # noqa: E402
+from bench import models, scoring  # noqa: E402
 
 BIN = Path(sys.executable).parent
 CACHE = ROOT / "build" / "bench-models"
@@ -51,14 +51,15 @@ class Result:
 
 
 # ---- setup ------------------------------------------------------------------------------------
-def ensure_wrk() -> str:
-    found = shutil.which("wrk")
+def ensure_tool(binary: str, package: str) -> str:
+    """A Debian package's binary, installed when missing (wrk; Java for the spark engine)."""
+    found = shutil.which(binary)
     if found:
         return found
-    print("installing wrk (Debian package)...", file=sys.stderr)
+    print(f"installing {package} (Debian package)...", file=sys.stderr)
     subprocess.run(["apt-get", "update", "-q"], check=True, capture_output=True)
-    subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=True, capture_output=True)
-    return shutil.which("wrk")
+    subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", package], check=True, capture_output=True)
+    return shutil.which(binary)
 
 
 def ensure_models() -> Path:
@@ -293,7 +294,8 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "RESULTS.md")
     arguments = parser.parse_args()
-    wrk = ensure_wrk()
+    wrk = ensure_tool("wrk", "wrk")
+    ensure_tool("java", "openjdk-17-jre-headless")
     served = ensure_models()
     seconds, connections = arguments.seconds, arguments.connections
     results: list[Result] = []
@@ -330,7 +332,9 @@ def main() -> int:
                         for name in (models.HGB_CLASSIFIER, models.HGB_REGRESSOR, models.IMPORTED,
                                      models.IMPORTED_UNKNOWN_STEP)}
         memories = [memory(served, bodies["single"], workers) for workers in (1, 3)]
+        batch = scoring.measure(served, Path(folder), DEFAULT_MODEL_NAME)
     text = report(results, memories, seconds, connections, backends)
+    text += "\n".join(scoring.report(batch, _target)) + "\n"
     arguments.output.write_text(text)
     print(text)
     return 0

@@ -42,7 +42,7 @@ from .files import FileError, file_format
 from .local import Summary, check_columns
 
 CORRUPT = "_corrupt_record"  # Spark's column for a CSV row it could not split into the header's cells
-KIND = "_kind"  # "scored" or "failed": one pass over the data, then split into the two files
+KIND = "kind"  # "scored" or "failed": one pass over the data, then split into the two files (no "_": Spark hides such folders)
 SCORED, FAILED = "scored", "failed"
 
 
@@ -85,7 +85,6 @@ def _score(spark, model: LoadedModel, models_dir: str | Path, source: str, outpu
            policy: artifacts.LoadPolicy, started: float) -> Summary:
     from pyspark.sql import functions as F
     from pyspark.sql.types import StringType, StructField, StructType
-    from pyspark.storagelevel import StorageLevel
 
     kind = file_format(source)
     for path in (output, errors):
@@ -120,34 +119,38 @@ def _score(spark, model: LoadedModel, models_dir: str | Path, source: str, outpu
     combined = _combined_schema(out_schema, err_schema)
     scorer = _Scorer(shipped, model.name, model.version, model.metadata["model_sha256"], policy.trusted_types,
                      policy.allow_pickle, text, id_columns, columns, offsets, out_schema, err_schema, combined)
-    scored = frame.mapInArrow(scorer, _spark_schema(combined)).persist(StorageLevel.MEMORY_AND_DISK)
+    scored = frame.mapInArrow(scorer, _spark_schema(combined))
     try:
-        tally = _run(spark, scored, out_schema, err_schema, output, errors)
+        tally = _run(spark, scored, combined, out_schema, err_schema, output, errors)
     except Exception as exc:  # noqa: BLE001 - Py4JJavaError and its kin: the job failed, nothing was kept
         raise FileError(f"the Spark job failed: {_first_line(exc)}") from None
-    finally:
-        scored.unpersist()
-    scored_rows = tally.get(SCORED, (0, 0))[0]
-    problems, failed = tally.get(FAILED, (0, 0))
-    return Summary(rows=scored_rows + failed, scored=scored_rows, failed=failed, problems=problems,
-                   seconds=time.perf_counter() - started, output=output, errors=errors)
+    return Summary(rows=tally[SCORED] + tally["failed rows"], scored=tally[SCORED], failed=tally["failed rows"],
+                   problems=tally[FAILED], seconds=time.perf_counter() - started, output=output, errors=errors)
 
 
-def _run(spark, scored, out_schema: pa.Schema, err_schema: pa.Schema, output: str, errors: str) -> dict:
-    """Write both files beside their destinations, count, then move them into place."""
+def _run(spark, scored, combined: pa.Schema, out_schema: pa.Schema, err_schema: pa.Schema, output: str,
+         errors: str) -> dict[str, int]:
+    """One pass over the data into a hidden Parquet dataset, split by kind (scored or failed);
+    then each file written beside its destination from its half, and moved into place.
+
+    A second pass or Spark's cache would cost more than the few seconds of this staging copy."""
     from pyspark.sql import functions as F
 
-    partial = [_partial(output), _partial(errors)]
+    staging, partial = _partial(output), [_partial(output), _partial(errors)]
     try:
-        _write(scored.filter(F.col(KIND) == SCORED).select(*out_schema.names), partial[0], output)
-        _write(scored.filter(F.col(KIND) == FAILED).select(*err_schema.names), partial[1], errors)
-        tally = {row[0]: (row[1], row[2]) for row in
-                 scored.groupBy(KIND).agg(F.count("*"), F.countDistinct(results.ROW)).collect()}
+        scored.write.partitionBy(KIND).parquet(staging)
+        both = spark.read.schema(_spark_schema(combined)).parquet(staging)
+        _write(both.filter(F.col(KIND) == SCORED).select(*out_schema.names), partial[0], output)
+        failed = both.filter(F.col(KIND) == FAILED)
+        _write(failed.select(*err_schema.names), partial[1], errors)
+        problems = failed.count()
+        tally = {SCORED: both.filter(F.col(KIND) == SCORED).count(), FAILED: problems,
+                 "failed rows": failed.select(results.ROW).distinct().count() if problems else 0}
         _rename(spark, partial[1], errors)
         _rename(spark, partial[0], output)
         return tally
     finally:
-        for path in partial:
+        for path in (staging, *partial):
             _delete(spark, path)
 
 
