@@ -309,6 +309,22 @@ def test_a_pinned_version_is_served(models_dir):
         create_app({"MODELS_DIR": str(models_dir), "MODEL_VERSION": 7})
 
 
+def test_a_default_pinned_to_a_missing_version_is_the_servers_fault_not_the_clients(models_dir, tmp_path):
+    """503 (a balancer retries elsewhere) for a request that named no version; 404 for one that did."""
+    import shutil
+
+    from app.model import artifacts
+
+    shutil.copytree(models_dir / "pima-diabetes", tmp_path / "pima-diabetes")
+    artifacts.write_pin(tmp_path, "pima-diabetes", 9)
+    client = create_app({"MODELS_DIR": str(tmp_path), "EXIT_IF_UNREADY": False}).test_client()
+    unversioned = client.post("/predict", json=RECORD)
+    assert unversioned.status_code == 503 and "has no version 9 (pinned by" in unversioned.json["detail"]
+    assert client.get("/ready").status_code == 503
+    assert client.post("/predict?version=9", json=RECORD).status_code == 404
+    assert client.post("/predict?version=1", json=RECORD).status_code == 200
+
+
 @pytest.mark.parametrize("change, words", [
     ({"versions": "x"}, "wrong type"),
     ({"classes": [1, 0]}, "the model has [0, 1]"),

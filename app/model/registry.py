@@ -169,7 +169,8 @@ class Registry:
             raise ModelNotFound(f"no model named {name!r}; loaded models: {known}")
         if version is None and name in self.pin_errors and not self._pinned_by_config(name):
             raise ModelUnavailable(f"model {name} has no default version: {self.pin_errors[name]}")
-        version = version if version is not None else self.default_version(name)
+        asked = version is not None
+        version = version if asked else self.default_version(name)
         if version in self.models.get(name, {}):
             return self.models[name][version]
         if version in self.failures.get(name, {}):
@@ -178,7 +179,10 @@ class Registry:
         pinned_by = ""
         if self.pins.get(name) == version and not self._pinned_by_config(name):
             pinned_by = f" (pinned by {self.models_dir / name / artifacts.PIN_FILE})"
-        raise ModelNotFound(f"model {name!r} has no version {version}{pinned_by}; its versions are: {available}")
+        message = f"model {name!r} has no version {version}{pinned_by}; its versions are: {available}"
+        # A version the client named is its mistake (404); a default pinned to a missing version is
+        # the server's (503): a balancer then retries the request on another replica.
+        raise ModelNotFound(message) if asked else ModelUnavailable(message)
 
     def names(self) -> list[str]:
         return sorted(set(self.models) | set(self.failures))
