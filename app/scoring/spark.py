@@ -112,7 +112,17 @@ def _score(spark, model: LoadedModel, models_dir: str | Path, source: str, outpu
     for partition in sorted(counts):
         offsets[partition], total = total, total + counts[partition]
 
-    shipped = _ship(spark, model, models_dir)
+    shipped, local_staging = _ship(spark, model, models_dir)
+    try:
+        return _score_frame(spark, frame, model, shipped, text, columns, offsets, output, errors, id_columns, policy,
+                            started)
+    finally:
+        shutil.rmtree(local_staging, ignore_errors=True)
+
+
+def _score_frame(spark, frame, model: LoadedModel, shipped: str, text: bool, columns: list[str],
+                 offsets: dict[int, int], output: str, errors: str, id_columns: list[str],
+                 policy: artifacts.LoadPolicy, started: float) -> Summary:
     input_schema = pa.schema([(c, pa.string()) for c in columns]) if text else _arrow_schema(frame, columns)
     ids = results.id_schema(id_columns, input_schema)
     out_schema, err_schema = results.output_schema(model, ids), results.errors_schema(ids)
@@ -221,8 +231,9 @@ def _executor_model(scorer: _Scorer) -> LoadedModel:
     return _LOADED[key]
 
 
-def _ship(spark, model: LoadedModel, models_dir: str | Path) -> str:
-    """Copy the version's folder under a unique name and add it to the job's files."""
+def _ship(spark, model: LoadedModel, models_dir: str | Path) -> tuple[str, Path]:
+    """Copy the version's folder under a unique name and add it to the job's files:
+    (its name for SparkFiles.get, the local folder to remove when the job is over)."""
     name = f"sklearn-serve-{model.name}-{model.version}-{uuid.uuid4().hex[:8]}"
     staging = Path(tempfile.mkdtemp(prefix="sklearn-serve-score-"))
     shutil.copytree(Path(models_dir) / model.name / str(model.version), staging / name / model.name / str(model.version))
@@ -231,7 +242,7 @@ def _ship(spark, model: LoadedModel, models_dir: str | Path) -> str:
     package = Path(__file__).resolve().parent.parent
     archive = shutil.make_archive(str(staging / "sklearn_serve_app"), "zip", package.parent, package.name)
     spark.sparkContext.addPyFile(archive)
-    return name
+    return name, staging
 
 
 def _cells(raw: str) -> int:
