@@ -143,6 +143,9 @@ SETTINGS: dict[str, Setting] = {
     "API_KEYS_FILE": Setting(None, text),  # one key per line; blank lines and # comments ignored
     "RATE_LIMIT": Setting(None, rate_limit),  # off unless set, e.g. "100/second;3000/minute"
     "RATE_LIMIT_STORAGE_URI": Setting("memory://", text),  # per worker; redis://host:6379 shares one count
+    # reverse proxies in front that append to X-Forwarded-For: the client is that many hops back
+    # (0: the connection's address; more than the real count lets clients forge their address)
+    "TRUSTED_PROXIES": Setting(0, whole(minimum=0, maximum=5)),
     "RATE_LIMIT_STRATEGY": Setting("sliding-window-counter",
                                    choice("fixed-window", "sliding-window-counter", "moving-window")),
     "CORS_ORIGINS": Setting((), origins),  # off unless set: comma-separated origins allowed to call the API

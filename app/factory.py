@@ -154,3 +154,8 @@ def install_gateway(app: Flask) -> None:
         app.wsgi_app = app.extensions["gateway"] = Gateway(app, app.wsgi_app)
     except config.ConfigError as exc:
         raise StartupError(f"configuration: {exc}") from None
+    proxies = app.config["TRUSTED_PROXIES"]
+    if proxies:  # outermost, so rate limits, logs and the direct path all see the client's address
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)

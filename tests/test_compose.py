@@ -364,7 +364,13 @@ def test_rate_limits_count_across_replicas_in_redis(stack):
     assert set(refused) == set(REPLICAS), refused
     assert all(int(a.headers["Retry-After"]) >= 1 for a in answers[limit:])
     assert answers[-1].json()["type"].endswith("/rate-limited")
-    # The count lives in Redis (the client is the balancer's address: requests without an API key
-    # share one budget behind it).
+    # The client is the address HAProxy saw (it appends it to X-Forwarded-For and the replicas trust
+    # one proxy): a client that writes its own X-Forwarded-For is still the same client.
+    forged = requests.post(f"{stack.url}/predict", json=RECORD, headers={"X-Forwarded-For": "203.0.113.9"}, timeout=10)
+    assert forged.status_code == 429, forged.text
+    # The count lives in Redis, keyed by the client's address, not the balancer's.
     keys = stack.docker("exec", stack.container("redis"), "redis-cli", "--scan").stdout.split()
-    assert any("address:" in key for key in keys), keys
+    balancer = stack.docker("inspect", "--format", "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}",
+                            stack.container("balancer")).stdout.split()
+    counted = [key for key in keys if "address:" in key]
+    assert counted and not any(address in key for key in counted for address in balancer), (counted, balancer)

@@ -52,6 +52,24 @@ def test_without_keys_the_client_address_is_the_identity(make_app):
     assert client.post("/predict", json=RECORD, environ_base=second).status_code == 200
 
 
+def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_budget(make_app):
+    client = make_app(RATE_LIMIT="2/minute", TRUSTED_PROXIES=1).test_client()
+    proxy = {"REMOTE_ADDR": "10.0.0.9"}
+    first, second = {"X-Forwarded-For": "203.0.113.1"}, {"X-Forwarded-For": "198.51.100.2, 203.0.113.7"}
+    for _ in range(2):
+        assert client.post("/predict", json=RECORD, environ_base=proxy, headers=first).status_code == 200
+    assert_problem(client.post("/predict", json=RECORD, environ_base=proxy, headers=first), 429)
+    # the last hop is what the trusted proxy saw; what the client wrote before it is not trusted
+    assert client.post("/predict", json=RECORD, environ_base=proxy, headers=second).status_code == 200
+
+
+def test_without_trusted_proxies_a_forwarded_for_header_is_ignored(make_app):
+    client = make_app(RATE_LIMIT="2/minute").test_client()
+    for forged in ("203.0.113.1", "203.0.113.2"):
+        assert client.post("/predict", json=RECORD, headers={"X-Forwarded-For": forged}).status_code == 200
+    assert_problem(client.post("/predict", json=RECORD, headers={"X-Forwarded-For": "203.0.113.3"}), 429)
+
+
 def test_probes_are_never_limited(make_app):
     client = make_app(RATE_LIMIT="1/minute").test_client()
     assert client.post("/predict", json=RECORD).status_code == 200
