@@ -166,6 +166,20 @@ def test_import_publishes_the_next_version_with_the_contract_from_model_and_samp
     assert all(f["allow_missing"] for f in onehot["schema"]["features"])
 
 
+def test_a_model_that_cannot_take_a_gap_is_not_offered_one(tmp_path):
+    """LogisticRegression on raw numbers: with validation trimmed it would answer NaN, served as
+    null probabilities; the gap probe asks with scikit-learn's validation, so nulls are a 422."""
+    from app import create_app
+
+    frame = titanic_like(200, seed=4)[["Pclass", "Fare", "Survived"]].dropna()
+    model = LogisticRegression().fit(frame[["Pclass", "Fare"]], frame["Survived"])
+    artifact = publish_model(model, name="plain", models_dir=tmp_path, sample=frame, target="Survived")
+    assert not any(f["allow_missing"] for f in artifact.metadata["schema"]["features"])
+    client = create_app({"TESTING": True, "MODELS_DIR": str(tmp_path), "DEFAULT_MODEL": "plain"}).test_client()
+    refused = client.post("/predict", json={"Pclass": 1, "Fare": None})
+    assert refused.status_code == 422 and refused.json["errors"][0]["field"] == "Fare"
+
+
 def test_a_model_imported_without_a_sample_is_served_page_and_docs_included(files, tmp_path):
     from app import create_app
 

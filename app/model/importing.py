@@ -267,11 +267,12 @@ def widen_gaps(model: Any, schema: Schema, task: str, classes: list[Any]) -> Sch
         probe = Schema(features=tuple(replace(f, allow_missing=True) if j == i else f
                                       for j, f in enumerate(features)))
         row = matrix_from_frame(probe, pd.DataFrame([{**example, feature.name: None}]))[0]
-        try:
-            output = _serve(model, probe, row, task, classes)
+        try:  # with scikit-learn's own validation, which refuses NaN where the model cannot take it
+            output = from_scikit_learn(model, rows_for(model, Decoded(row, [], probe).frame), task, classes,
+                                       validate=True)
         except Exception:  # noqa: BLE001 - this model does not take a gap here
             continue
-        if output.values is None or np.isfinite(output.values).all():
+        if all(answer is None or np.isfinite(answer).all() for answer in (output.values, output.probabilities)):
             features[i] = replace(feature, allow_missing=True)
     return Schema(features=tuple(features), ignored=schema.ignored, target=schema.target)
 

@@ -71,13 +71,16 @@ def rows_for(model: Any, frame: Any) -> Any:
     return frame if takes_frame(model) else frame.to_numpy()
 
 
-def from_scikit_learn(model: Any, rows: Any, task: str, classes: list[Any]) -> Output:
+def from_scikit_learn(model: Any, rows: Any, task: str, classes: list[Any], validate: bool = False) -> Output:
     """scikit-learn's answer for ``rows`` (what the model was fitted on: a DataFrame or an array).
 
     Input validation is trimmed (``assume_finite``, no parameter validation): the rows come from
-    the decoder, which has already checked every value against the model's contract.
+    the decoder, which has already checked every value against the model's contract. ``validate``
+    keeps it, for asking whether a model takes a gap at all (an estimator that cannot would
+    otherwise answer NaN).
     """
-    with sklearn.config_context(assume_finite=True, skip_parameter_validation=True), warnings.catch_warnings():
+    trimmed = {} if validate else {"assume_finite": True, "skip_parameter_validation": True}
+    with sklearn.config_context(**trimmed), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # feature-name notices: the columns are the fitted ones
         if task == REGRESSION:
             values = np.asarray(model.predict(rows), dtype="float64").reshape(len(rows), -1)
