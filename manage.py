@@ -29,7 +29,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import shlex
+import signal
 import sys
+from pathlib import Path
 
 from app import config
 from app.model import artifacts
@@ -94,17 +96,21 @@ def keygen(args: argparse.Namespace) -> int:
 def score(args: argparse.Namespace, settings: dict) -> int:
     from app.model.errors import InvalidInput
     from app.model.registry import load_version
-    from app.scoring.files import FileError, TableSource, file_format
+    from app.scoring.files import FileError, TableSource, output_format
 
     name, _, version_text = args.model.partition(":")
     name = name or settings["DEFAULT_MODEL"]
     if version_text and not (version_text.isascii() and version_text.isdigit()):
         raise CommandError(f"--model {args.model}: give the version as a whole number, as in {name}:3")
     errors_path = args.errors or default_errors_path(args.output)
+    paths = [Path(p).resolve() for p in (args.input, args.output, errors_path)]
+    if len(set(paths)) < 3:
+        raise CommandError("INPUT, OUTPUT and the errors file must be three different files")
+    signal.signal(signal.SIGTERM, _interrupt)  # kill or a timeout: clean up as for Ctrl-C
     try:
         artifacts.check_name(name)
         for path in (args.output, errors_path):
-            file_format(path)
+            output_format(path)
         if args.engine == "local":
             source = TableSource(args.input)  # refuse a missing or unreadable input before loading the model
         versions = artifacts.list_versions(args.models_dir, name)
@@ -127,6 +133,8 @@ def score(args: argparse.Namespace, settings: dict) -> int:
         raise CommandError(f"{args.input}: {problems}") from None
     except (FileError, artifacts.ArtifactError, SigningError, ValueError) as exc:
         raise CommandError(str(exc)) from None
+    except OSError as exc:  # a full disk, a folder where the output goes: nothing was moved into place
+        raise CommandError(f"{exc.strerror or exc}: {exc.filename or ''}; nothing written".replace(": ;", ";")) from None
     except KeyboardInterrupt:
         print("error: interrupted; nothing written", file=sys.stderr)
         return 130
@@ -134,12 +142,13 @@ def score(args: argparse.Namespace, settings: dict) -> int:
     return 1 if summary.failed else 0
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def default_errors_path(output: str) -> str:
     """scores.csv -> scores.errors.csv; scores.parquet -> scores.errors.parquet."""
     head, dot, suffix = output.rstrip("/").rpartition(".")
-    if suffix.lower() in ("gz", "bz2", "zst") and "." in head:
-        head, _, inner = head.rpartition(".")
-        suffix = f"{inner}.{suffix}"
     return f"{head}.errors.{suffix}" if dot else f"{output}.errors.csv"
 
 

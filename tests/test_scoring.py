@@ -8,6 +8,7 @@ errors-file lines carrying that row's number.
 from __future__ import annotations
 
 import csv
+import decimal
 import io
 import json
 import signal
@@ -174,6 +175,9 @@ def test_score_parquet_reads_values_as_json_and_writes_parquet(models_dir, clien
     glucose[3] = float("nan")  # a NaN the file holds (not a gap): refused, as JSON's NaN is
     glucose[4] = 3e15
     table = table.set_column(table.schema.get_field_index("Glucose"), "Glucose", pa.array(glucose, pa.float64()))
+    # BMI as decimal(4, 1), as a database export writes it: read as its exact text is, not one bit off
+    bmi = pa.array(rows["BMI"].map(lambda v: None if pd.isna(v) else decimal.Decimal(f"{v:.1f}")), pa.decimal128(4, 1))
+    table = table.set_column(table.schema.get_field_index("BMI"), "BMI", bmi)
     pq.write_table(table, tmp_path / "rows.parquet")
 
     assert score(models_dir, tmp_path / "rows.parquet", tmp_path / "out.parquet") == 1
@@ -183,6 +187,7 @@ def test_score_parquet_reads_values_as_json_and_writes_parquet(models_dir, clien
     assert problems == {4: [("Glucose", "expected a finite number, got NaN")],
                         5: [("Glucose", "expected a number between -1e15 and 1e15, got 3e+15")]}
     for number, record in enumerate(table.to_pylist(), start=1):
+        record = {k: float(v) if isinstance(v, decimal.Decimal) else v for k, v in record.items()}
         if number in problems:
             answer = client.post("/predict", data=json.dumps(record), content_type="application/json")
             assert answer.status_code == 422
@@ -225,10 +230,19 @@ def test_score_numbers_rows_around_ragged_rows_across_batches(models_dir, client
 
 
 # ---- refusals: one error line, exit 2, nothing written -----------------------------------------
+FILE_SUFFIXES = (".csv", ".txt", ".json", ".parquet", ".gz")  # arguments that name files in the test's folder
+
+
 @pytest.mark.parametrize("arguments, message", [
     (["{missing}", "out.csv"], "no such file"),
-    (["in.csv", "out.txt"], "name it .csv or .parquet"),
-    (["in.csv", "out.csv", "--errors", "errors.json"], "name it .csv or .parquet"),
+    (["in.csv", "out.txt"], "name the output .csv or .parquet"),
+    (["in.csv", "out.csv.gz"], "name the output .csv or .parquet"),
+    (["in.csv", "out.csv", "--errors", "errors.json"], "name the output .csv or .parquet"),
+    (["in.csv", "in.csv"], "three different files"),
+    (["in.csv", "out.csv", "--errors", "out.csv"], "three different files"),
+    (["in.csv", "out.csv", "--id-column", "Age", "--id-column", "Age"], "Age: --id-column given more than once"),
+    (["labelled.csv", "out.csv", "--id-column", "label"], "label: --id-column cannot be named as an output column"),
+    (["labelled.csv", "out.csv", "--id-column", "warnings"], "warnings: --id-column cannot be named as an output"),
     (["in.csv", "out.csv", "--model", "nope"], "no versions of 'nope'"),
     (["in.csv", "out.csv", "--model", f"{PIMA}:99"], "has no version 99"),
     (["in.csv", "out.csv", "--model", f"{PIMA}:x"], "give the version as a whole number"),
@@ -243,12 +257,12 @@ def test_score_refuses_bad_files_and_options_with_one_error_line(models_dir, tmp
     (tmp_path / "no-glucose.csv").write_text(CSV_HEADER.replace("Glucose,", "") + "\n1,2,3,4,5,6\n")
     (tmp_path / "extra.csv").write_text(CSV_HEADER + ",Insulin\n" + PIMA_LINES[0] + ",0\n")
     (tmp_path / "garbage.parquet").write_bytes(b"PAR1 this is not parquet")
+    (tmp_path / "labelled.csv").write_text(CSV_HEADER + ",label,warnings\n" + PIMA_LINES[0] + ",x,y\n")
     arguments = [a.format(missing=tmp_path / "missing.csv") for a in arguments]
     before = sorted(p.name for p in tmp_path.iterdir())
+    files = [a if not a.endswith(FILE_SUFFIXES) or "/" in a else str(tmp_path / a) for a in arguments]
 
-    done = subprocess.run([sys.executable, "manage.py", "--models-dir", str(models_dir), "score", "--quiet",
-                           *[a if a.startswith("-") or "/" in a or ":" in a or a in ("nope", "Id")
-                             else str(tmp_path / a) for a in arguments]],
+    done = subprocess.run([sys.executable, "manage.py", "--models-dir", str(models_dir), "score", "--quiet", *files],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
 
     assert done.returncode == 2, done.stderr

@@ -65,10 +65,14 @@ def canonical(lines: list[dict]) -> list[tuple]:
     return sorted(tuple((key, value(cell)) for key, cell in sorted(line.items())) for line in lines)
 
 
-def test_spark_scores_a_csv_exactly_as_the_local_engine_does(models_dir, tmp_path):
-    source = tmp_path / "patients.csv"
+@pytest.mark.parametrize("separator", [",", "\t"], ids=["csv", "tsv"])
+def test_spark_scores_a_csv_exactly_as_the_local_engine_does(models_dir, tmp_path, separator):
+    source = tmp_path / ("patients.csv" if separator == "," else "patients.tsv")
     lines = (PIMA_LINES * 40)[:-1] + ["1,2,3"]  # a ragged last row too
-    source.write_text(CSV_HEADER + "\n" + "\n".join(lines) + "\n")
+    # the target column, which the model ignores: a quoted backslash (Spark's default escape) and a quote
+    outcome = ['"C:\\temp\\"', '"say ""yes"""', "1"]
+    rows = [line.replace(",", separator) + separator + outcome[i % 3] for i, line in enumerate(lines)]
+    source.write_text((CSV_HEADER + ",Outcome").replace(",", separator) + "\n" + "\n".join(rows) + "\n")
 
     assert run(models_dir, source, tmp_path / "local.csv") == 1
     assert run(models_dir, "--engine", "spark", "--master", "local[2]", source, tmp_path / "spark.csv") == 1

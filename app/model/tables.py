@@ -93,7 +93,10 @@ def decode_column(feature: Feature, column: pa.Array, text: bool) -> tuple[np.nd
         if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
             values, suspects = _text_numbers(column) if text else _unreadable(column)
         elif _is_number(column.type):
-            values = pc.cast(column, pa.float64(), safe=False).to_numpy(zero_copy_only=False)
+            # Arrow's decimal -> float cast is off by a bit at times; the decimal's text is exact,
+            # and the text -> float cast rounds correctly, as float() does.
+            exact = pc.cast(column, pa.string()) if pa.types.is_decimal(column.type) else column
+            values = pc.cast(exact, pa.float64(), safe=False).to_numpy(zero_copy_only=False)
             suspects = np.isnan(values)  # a gap (null), or a NaN the file holds: decode_value says which
         else:  # booleans, dates, ...: refused the way JSON's would be
             values, suspects = _unreadable(column)

@@ -31,13 +31,23 @@ class FileError(Exception):
 
 
 def file_format(path: str | Path) -> str:
-    """'csv' or 'parquet', from the file name."""
+    """'csv' or 'parquet', from an input file's name."""
     name = str(path).lower().rstrip("/")
     if name.endswith(CSV_SUFFIXES):
         return "csv"
     if name.endswith(PARQUET_SUFFIXES):
         return "parquet"
     raise FileError(f"{path}: name it .csv or .parquet (also .csv.gz, .tsv, .pq), so its format is known")
+
+
+def output_format(path: str | Path) -> str:
+    """'csv' or 'parquet', from an output file's name: written as the name says, so plain .csv only."""
+    name = str(path).lower().rstrip("/")
+    if name.endswith(".csv"):
+        return "csv"
+    if name.endswith(PARQUET_SUFFIXES):
+        return "parquet"
+    raise FileError(f"{path}: name the output .csv or .parquet, so its format is known")
 
 
 @dataclass
@@ -70,7 +80,7 @@ class TableSource:
             raise FileError(f"{self.path}: not a readable {self.format.upper()} file ({_first_line(exc)})") from None
 
     def _csv_columns(self) -> list[str]:
-        with pcsv.open_csv(self.path, read_options=pcsv.ReadOptions(block_size=1 << 16, use_threads=False),
+        with pcsv.open_csv(self.path, read_options=pcsv.ReadOptions(block_size=BLOCK_BYTES, use_threads=False),
                            parse_options=self._csv_parse_options([]),
                            convert_options=pcsv.ConvertOptions(include_columns=[])) as reader:
             names = reader.schema.names
@@ -133,7 +143,7 @@ class TableSink:
 
     def __init__(self, path: str | Path, schema: pa.Schema):
         self.path = Path(path)
-        self.format = file_format(path)
+        self.format = output_format(path)
         self.partial = self.path.with_name(f".{self.path.name}.partial-{os.getpid()}")
         try:
             if self.format == "csv":
@@ -141,21 +151,29 @@ class TableSink:
                                              write_options=pcsv.WriteOptions(quoting_style="needed"))
             else:
                 self.writer = pq.ParquetWriter(str(self.partial), schema)
-        except (OSError, pa.ArrowException) as exc:
+        except OSError as exc:
+            self.partial.unlink(missing_ok=True)
             raise FileError(f"{path}: cannot write here ({_first_line(exc)})") from None
+        except pa.ArrowException as exc:  # a column CSV cannot hold (a list, a struct)
+            self.partial.unlink(missing_ok=True)
+            raise FileError(f"{path}: cannot write these columns as {self.format.upper()} ({_first_line(exc)})") from None
 
     def write(self, table: pa.Table) -> None:
         self.writer.write_table(table)
 
-    def commit(self) -> None:
+    def close(self) -> None:
+        """Finish the hidden file; ``commit`` then moves it into place."""
         self.writer.close()
+
+    def commit(self) -> None:
         os.replace(self.partial, self.path)
 
     def abort(self) -> None:
         try:
             self.writer.close()
-        finally:
-            self.partial.unlink(missing_ok=True)
+        except Exception:  # noqa: BLE001 - closed already, or broken: the file goes either way
+            pass
+        self.partial.unlink(missing_ok=True)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -49,6 +49,12 @@ def check_columns(model: LoadedModel, columns: list[str], id_columns: list[str])
     """The table must carry every feature and nothing the model does not know, but its id
     columns; raises InvalidInput with the API's words, once for the table."""
     errors = [InputError(None, name, "no such column for --id-column") for name in id_columns if name not in columns]
+    taken = set(results.output_schema(model, results.id_schema([], pa.schema([]))).names)
+    taken |= set(results.errors_schema(results.id_schema([], pa.schema([]))).names)
+    errors += [InputError(None, name, f"--id-column cannot be named as an output column ({', '.join(sorted(taken))})")
+               for name in id_columns if name in taken]
+    errors += [InputError(None, name, "--id-column given more than once")
+               for name in sorted({n for n in id_columns if id_columns.count(n) > 1})]
     ids = set(id_columns) - set(model.schema.names)
     errors += model.decoder.column_errors([c for c in columns if c not in ids])
     if errors:
@@ -84,7 +90,9 @@ def score(model: LoadedModel, source: TableSource, output: str | Path, errors: s
             failed += table.failed_rows + len({p.row for p in batch.problems})
             problems += len(table.problems) + len(batch.problems)
             progress(batch.table.num_rows + len(batch.problems))
-        error_sink.commit()
+        error_sink.close()
+        sink.close()
+        error_sink.commit()  # two renames back to back: the files are complete before either moves
         sink.commit()
     except BaseException:
         sink.abort()

@@ -38,7 +38,7 @@ from ..model.errors import InputError
 from ..model.registry import LoadedModel, load_version
 from ..model.tables import TableDecoder
 from . import results
-from .files import FileError, file_format
+from .files import FileError, file_format, output_format
 from .local import Summary, check_columns
 
 CORRUPT = "_corrupt_record"  # Spark's column for a CSV row it could not split into the header's cells
@@ -88,14 +88,15 @@ def _score(spark, model: LoadedModel, models_dir: str | Path, source: str, outpu
 
     kind = file_format(source)
     for path in (output, errors):
-        file_format(path)
+        output_format(path)
     text = kind == "csv"
+    # Quotes are doubled inside a quoted value, as in Python's csv; Spark's default escape is "\".
+    dialect = {"sep": "\t" if source.lower().endswith(".tsv") else ",", "escape": '"'}
     try:
         if text:
-            header = spark.read.options(header=True).csv(source).columns
+            header = spark.read.options(header=True, **dialect).csv(source).columns
             schema = StructType([StructField(c, StringType()) for c in header] + [StructField(CORRUPT, StringType())])
-            frame = (spark.read.options(header=True, mode="PERMISSIVE", columnNameOfCorruptRecord=CORRUPT,
-                                        sep="\t" if source.lower().endswith(".tsv") else ",")
+            frame = (spark.read.options(header=True, mode="PERMISSIVE", columnNameOfCorruptRecord=CORRUPT, **dialect)
                      .schema(schema).csv(source))
             # A CSV body's header names are stripped (app/http/payloads.py); so are a file's.
             frame = frame.toDF(*[c.strip() for c in header], CORRUPT)
@@ -115,20 +116,21 @@ def _score(spark, model: LoadedModel, models_dir: str | Path, source: str, outpu
     shipped, local_staging = _ship(spark, model, models_dir)
     try:
         return _score_frame(spark, frame, model, shipped, text, columns, offsets, output, errors, id_columns, policy,
-                            started)
+                            started, dialect["sep"])
     finally:
         shutil.rmtree(local_staging, ignore_errors=True)
 
 
 def _score_frame(spark, frame, model: LoadedModel, shipped: str, text: bool, columns: list[str],
                  offsets: dict[int, int], output: str, errors: str, id_columns: list[str],
-                 policy: artifacts.LoadPolicy, started: float) -> Summary:
+                 policy: artifacts.LoadPolicy, started: float, delimiter: str) -> Summary:
     input_schema = pa.schema([(c, pa.string()) for c in columns]) if text else _arrow_schema(frame, columns)
     ids = results.id_schema(id_columns, input_schema)
     out_schema, err_schema = results.output_schema(model, ids), results.errors_schema(ids)
     combined = _combined_schema(out_schema, err_schema)
     scorer = _Scorer(shipped, model.name, model.version, model.metadata["model_sha256"], policy.trusted_types,
-                     policy.allow_pickle, text, id_columns, columns, offsets, out_schema, err_schema, combined)
+                     policy.allow_pickle, text, id_columns, columns, offsets, out_schema, err_schema, combined,
+                     delimiter)
     scored = frame.mapInArrow(scorer, _spark_schema(combined))
     try:
         tally = _run(spark, scored, combined, out_schema, err_schema, output, errors)
@@ -169,7 +171,8 @@ class _Scorer:
 
     def __init__(self, shipped: str, name: str, version: int, sha256: str, trusted: frozenset[str],
                  allow_pickle: bool, text: bool, id_columns: list[str], columns: list[str],
-                 offsets: dict[int, int], out_schema: pa.Schema, err_schema: pa.Schema, combined: pa.Schema):
+                 offsets: dict[int, int], out_schema: pa.Schema, err_schema: pa.Schema, combined: pa.Schema,
+                 delimiter: str):
         self.__dict__.update(locals())
         del self.__dict__["self"]
 
@@ -190,7 +193,7 @@ class _Scorer:
             if self.text and batch.column(CORRUPT).null_count < batch.num_rows:
                 corrupt = batch.column(CORRUPT).to_pylist()
                 found += [(i, InputError(None, None, f"expected {len(self.columns)} values (one per column), "
-                                                     f"got {_cells(raw)}")) for i, raw in enumerate(corrupt) if raw is not None]
+                                                     f"got {_cells(raw, self.delimiter)}")) for i, raw in enumerate(corrupt) if raw is not None]
                 positions = np.array([i for i, raw in enumerate(corrupt) if raw is None], dtype=np.int64)
                 rows = batch.take(pa.array(positions))
             table = decoder.decode(rows, text=self.text)
@@ -245,10 +248,10 @@ def _ship(spark, model: LoadedModel, models_dir: str | Path) -> tuple[str, Path]
     return name, staging
 
 
-def _cells(raw: str) -> int:
+def _cells(raw: str, delimiter: str) -> int:
     import csv
 
-    return len(next(csv.reader([raw]), []))
+    return len(next(csv.reader([raw], delimiter=delimiter), []))
 
 
 def _combined_schema(out_schema: pa.Schema, err_schema: pa.Schema) -> pa.Schema:
@@ -284,7 +287,7 @@ def _partial(path: str) -> str:
 
 def _write(frame, partial: str, final: str) -> None:
     writer = frame.write.mode("error")
-    if file_format(final) == "csv":
+    if output_format(final) == "csv":
         writer.options(header=True).csv(partial)
     else:
         writer.parquet(partial)
