@@ -6,6 +6,7 @@ interrupted leaves no partial output.
 """
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,13 +77,12 @@ def score(model: LoadedModel, source: TableSource, output: str | Path, errors: s
     try:
         error_sink = TableSink(errors, err_schema)
         rows = scored = failed = problems = 0
-        for batch in _chain(first, batches):
+        for batch in itertools.chain([first] if first is not None else [], batches):
             table = decoder.decode(batch.table, text=source.text)
             if table.decoded is not None:
-                output_rows = predict(model, table.decoded)
-                kept = pa.array(table.kept)
-                sink.write(results.prediction_table(
-                    model, output_rows, _ids(batch, kept, id_columns), table.warnings, out_schema))
+                ids = results.ids_at(batch.table, batch.numbers, table.kept, id_columns)
+                sink.write(results.prediction_table(model, predict(model, table.decoded), ids, table.warnings,
+                                                    out_schema))
             if table.problems or batch.problems:
                 error_sink.write(_errors(table.problems, batch, id_columns, err_schema))
             rows += batch.table.num_rows + len(batch.problems)
@@ -100,18 +100,6 @@ def score(model: LoadedModel, source: TableSource, output: str | Path, errors: s
             error_sink.abort()
         raise
     return Summary(rows, scored, failed, problems, time.perf_counter() - started, str(output), str(errors))
-
-
-def _chain(first, rest):
-    if first is not None:
-        yield first
-        yield from rest
-
-
-def _ids(batch, kept: pa.Array, id_columns: list[str]) -> dict[str, pa.Array]:
-    if not id_columns:
-        return {results.ROW: pa.array(batch.numbers).take(kept)}
-    return {name: batch.table.column(name).take(kept) for name in id_columns}
 
 
 def _errors(problems: list[InputError], batch: Batch, id_columns: list[str], schema: pa.Schema) -> pa.Table:

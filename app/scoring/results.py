@@ -76,6 +76,14 @@ def warning_column(warnings: dict[int, list[str]], rows: int) -> pa.Array:
     return pa.array(texts, pa.string())
 
 
+def ids_at(table: pa.Table | pa.RecordBatch, numbers: np.ndarray, at: np.ndarray, id_columns: list[str]
+           ) -> dict[str, pa.Array]:
+    """The id columns (or the row numbers) of the rows at positions ``at`` of a batch."""
+    if not id_columns:
+        return {ROW: pa.array(numbers[at], pa.int64())}
+    return {name: table.column(name).take(pa.array(at)) for name in id_columns}
+
+
 def errors_table(problems: list[InputError], numbers: np.ndarray, ids: dict[str, pa.Array], schema: pa.Schema) -> pa.Table:
     """One line per problem: its row number, the row's ids, the field and the problem."""
     columns: dict[str, Any] = {ROW: pa.array(numbers, pa.int64())}

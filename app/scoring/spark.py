@@ -199,7 +199,8 @@ class _Scorer:
             table = decoder.decode(rows, text=self.text)
             if table.decoded is not None:
                 kept = positions[table.kept]
-                scored = results.prediction_table(model, predict(model, table.decoded), self._ids(batch, numbers, kept),
+                scored = results.prediction_table(model, predict(model, table.decoded),
+                                                  results.ids_at(batch, numbers, kept, self.id_columns),
                                                   table.warnings, self.out_schema)
                 yield from _with_kind(scored, SCORED, self.combined).to_batches()
             found += [(int(positions[p.row]), p) for p in table.problems]
@@ -207,13 +208,8 @@ class _Scorer:
                 found.sort(key=lambda item: item[0])
                 at = np.array([position for position, _ in found], dtype=np.int64)
                 failed = results.errors_table([p for _, p in found], numbers[at],
-                                              self._ids(batch, numbers, at), self.err_schema)
+                                              results.ids_at(batch, numbers, at, self.id_columns), self.err_schema)
                 yield from _with_kind(failed, FAILED, self.combined).to_batches()
-
-    def _ids(self, batch: pa.RecordBatch, numbers: np.ndarray, at: np.ndarray) -> dict[str, pa.Array]:
-        if not self.id_columns:
-            return {results.ROW: pa.array(numbers[at])}
-        return {name: batch.column(name).take(pa.array(at)) for name in self.id_columns}
 
 
 _LOADED: dict[tuple[str, int, str], LoadedModel] = {}  # one load per Python worker, which Spark reuses
