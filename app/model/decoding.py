@@ -21,8 +21,8 @@ import numpy as np
 
 from .contract import NUMBER, Decoded, Feature, Schema
 from .errors import InputError, InvalidInput
-from .rules import (FINITE_NUMBER, GAP_MESSAGE, JSON_NUMBER_TYPES, NUMBER_TEXT, bounds, category_text, describe,
-                    listing, outside, outside_in, quote, range_warning)
+from .rules import (FINITE_NUMBER, GAP_MESSAGE, JSON_NUMBER_TYPES, NUMBER_TEXT, bounds, category_text,
+                    cell_count_message, describe, listing, outside, outside_in, quote, range_warning)
 
 SMALL_BATCH = 16  # rows the bulk decoder checks in plain Python rather than NumPy
 NUMBER_OR_GAP = JSON_NUMBER_TYPES | {type(None)}  # what a numeric column of a JSON batch may hold
@@ -81,7 +81,7 @@ class Decoder:
                 errors.append(InputError(number, None, f"expected an array of {len(columns)} values, got {describe(values)}"))
                 continue
             if len(values) != len(columns):
-                errors.append(InputError(number, None, f"expected {len(columns)} values (one per column), got {len(values)}"))
+                errors.append(InputError(number, None, cell_count_message(len(columns), len(values))))
                 continue
             row, row_warnings = self._decode_values(number, [values[i] for i in position], text, errors)
             rows.append(row)

@@ -85,6 +85,11 @@ def category_text(value: Any) -> Any:
 
 
 # ---- words ------------------------------------------------------------------------------------
+def cell_count_message(expected: int, got: int) -> str:
+    """A row with the wrong number of cells (CSV, dataframe_split, a file)."""
+    return f"expected {expected} values (one per column), got {got}"
+
+
 def describe(value: Any) -> str:
     if value is None:
         return "null"

@@ -19,6 +19,7 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
 from ..model.errors import InputError
+from ..model.rules import cell_count_message
 
 CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.zst", ".tsv")  # pyarrow decompresses by the suffix
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -112,13 +113,12 @@ class TableSource:
                 table = table.rename_columns(self.columns)
                 pending = sorted(n for n, _ in skipped[reported:])
                 numbers = _numbers_after(last, table.num_rows, pending)
-                problems = [InputError(number, None, f"expected {width} values (one per column), got {cells}")
+                problems = [InputError(number, None, cell_count_message(width, cells))
                             for number, cells in skipped[reported:] if number <= (numbers[-1] if len(numbers) else last)]
                 reported += len(problems)
                 last = int(numbers[-1]) if len(numbers) else last
                 yield Batch(table, numbers, problems)
-        tail = [InputError(number, None, f"expected {width} values (one per column), got {cells}")
-                for number, cells in skipped[reported:]]
+        tail = [InputError(number, None, cell_count_message(width, cells)) for number, cells in skipped[reported:]]
         if tail:
             yield Batch(pa.RecordBatch.from_pylist([], schema=pa.schema([(c, pa.string()) for c in self.columns])),
                         np.empty(0, dtype=np.int64), tail)

@@ -36,6 +36,7 @@ import pyarrow as pa
 from ..model import artifacts
 from ..model.errors import InputError
 from ..model.registry import LoadedModel, load_version
+from ..model.rules import cell_count_message
 from ..model.tables import TableDecoder
 from . import results
 from .files import FileError, file_format, output_format
@@ -192,8 +193,8 @@ class _Scorer:
             positions = np.arange(batch.num_rows)
             if self.text and batch.column(CORRUPT).null_count < batch.num_rows:
                 corrupt = batch.column(CORRUPT).to_pylist()
-                found += [(i, InputError(None, None, f"expected {len(self.columns)} values (one per column), "
-                                                     f"got {_cells(raw, self.delimiter)}")) for i, raw in enumerate(corrupt) if raw is not None]
+                found += [(i, InputError(None, None, cell_count_message(len(self.columns), _cells(raw, self.delimiter))))
+                          for i, raw in enumerate(corrupt) if raw is not None]
                 positions = np.array([i for i, raw in enumerate(corrupt) if raw is None], dtype=np.int64)
                 rows = batch.take(pa.array(positions))
             table = decoder.decode(rows, text=self.text)
