@@ -89,9 +89,10 @@ class TableDecoder:
 
 def decode_column(feature: Feature, column: pa.Array, text: bool) -> tuple[np.ndarray, dict[int, str], dict[int, str]]:
     """(values, problems by row, warnings by row) of one feature's column."""
+    gaps = _gaps(column, text)
     if feature.kind == NUMBER:
-        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-            values, suspects = _text_numbers(column) if text else _unreadable(column)
+        if _is_text(column.type):
+            values, suspects = _text_numbers(column, gaps) if text else _unreadable(column)
         elif _is_number(column.type):
             # Arrow's decimal -> float cast is off by a bit at times; the decimal's text is exact,
             # and the text -> float cast rounds correctly, as float() does.
@@ -105,7 +106,7 @@ def decode_column(feature: Feature, column: pa.Array, text: bool) -> tuple[np.nd
         values, suspects = _categories(feature, column, text)
     problems: dict[int, str] = {}
     warnings: dict[int, str] = {}
-    gaps = _gaps(column, text) & suspects
+    gaps &= suspects
     if gaps.any():  # the commonest suspects, settled in bulk as decode_value would settle them
         suspects &= ~gaps
         if not feature.allow_missing:
@@ -131,7 +132,7 @@ def decode_column(feature: Feature, column: pa.Array, text: bool) -> tuple[np.nd
 
 def _gaps(column: pa.Array, text: bool) -> np.ndarray:
     """Null cells, and in text empty ones: gaps (a blank cell of spaces is one too; decode_value says so)."""
-    if text and (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+    if text and _is_text(column.type):
         return pc.fill_null(pc.equal(pc.binary_length(column), 0), True).to_numpy(zero_copy_only=False)
     return column.is_null().to_numpy(zero_copy_only=False)
 
@@ -145,13 +146,13 @@ def _cells(column: pa.Array, rows: np.ndarray, values: np.ndarray, text: bool) -
     return ["" if cell is None else cell for cell in cells] if text else cells  # Spark reads an empty cell as null
 
 
-def _text_numbers(column: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """Numbers written as text; the cells to read one by one are flagged."""
-    empty = pc.fill_null(pc.equal(pc.binary_length(column), 0), True)  # null: Spark's empty cell
+def _text_numbers(column: pa.Array, empty: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Numbers written as text (``empty``: the empty or null cells); the cells to read one by one
+    are flagged."""
     if _only_number_bytes(column):
         try:
-            values = pc.cast(pc.if_else(empty, None, column), pa.float64()).to_numpy(zero_copy_only=False)
-            return values, empty.to_numpy(zero_copy_only=False).copy()
+            values = pc.cast(pc.if_else(pa.array(empty), None, column), pa.float64()).to_numpy(zero_copy_only=False)
+            return values, empty.copy()
         except pa.ArrowInvalid:
             pass
     plain = pc.fill_null(pc.match_substring_regex(column, PLAIN_NUMBER), False)
@@ -169,7 +170,7 @@ def _only_number_bytes(column: pa.Array) -> bool:
 
 
 def _categories(feature: Feature, column: pa.Array, text: bool) -> tuple[np.ndarray, np.ndarray]:
-    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+    if not _is_text(column.type):
         return _unreadable(column)  # booleans ('True'/'False' categories) and the refusals
     codes = pc.index_in(column, value_set=pa.array(feature.categories, type=column.type))
     values = pc.cast(codes, pa.float64()).to_numpy(zero_copy_only=False)
@@ -179,6 +180,10 @@ def _categories(feature: Feature, column: pa.Array, text: bool) -> tuple[np.ndar
 def _unreadable(column: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """Nothing read column-wise: every cell goes to decode_value."""
     return np.full(len(column), np.nan), np.ones(len(column), dtype=bool)
+
+
+def _is_text(kind: pa.DataType) -> bool:
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
 
 
 def _is_number(kind: pa.DataType) -> bool:
