@@ -27,6 +27,7 @@ import tempfile
 import time
 import uuid
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -167,15 +168,24 @@ def _run(spark, scored, combined: pa.Schema, out_schema: pa.Schema, err_schema: 
             _delete(spark, path)
 
 
+@dataclass(frozen=True)
 class _Scorer:
     """The function each Python worker runs over its partitions' record batches (picklable)."""
 
-    def __init__(self, shipped: str, name: str, version: int, sha256: str, trusted: frozenset[str],
-                 allow_pickle: bool, text: bool, id_columns: list[str], columns: list[str],
-                 offsets: dict[int, int], out_schema: pa.Schema, err_schema: pa.Schema, combined: pa.Schema,
-                 delimiter: str):
-        self.__dict__.update(locals())
-        del self.__dict__["self"]
+    shipped: str  # the version's files, for SparkFiles.get
+    name: str
+    version: int
+    sha256: str  # of the model file the driver verified
+    trusted: frozenset[str]
+    allow_pickle: bool
+    text: bool  # CSV cells, rather than typed Parquet values
+    id_columns: list[str]
+    columns: list[str]
+    offsets: dict[int, int]  # partition -> rows before it
+    out_schema: pa.Schema
+    err_schema: pa.Schema
+    combined: pa.Schema
+    delimiter: str
 
     def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         from pyspark import TaskContext
