@@ -134,7 +134,8 @@ def score(args: argparse.Namespace, settings: dict) -> int:
     except (FileError, artifacts.ArtifactError, SigningError, ValueError) as exc:
         raise CommandError(str(exc)) from None
     except OSError as exc:  # a full disk, a folder where the output goes: nothing was moved into place
-        raise CommandError(f"{exc.strerror or exc}: {exc.filename or ''}; nothing written".replace(": ;", ";")) from None
+        where = f": {exc.filename}" if exc.filename else ""
+        raise CommandError(f"{exc.strerror or exc}{where}; nothing written") from None
     except KeyboardInterrupt:
         print("error: interrupted; nothing written", file=sys.stderr)
         return 130
