@@ -97,6 +97,8 @@ def on_starting(server):
     from gunicorn import util
 
     util.write_error = _write_problem  # the workers (forked from here) call it through the module
+    # the admin API and local training jobs ask for a reload by HUP (app/master.py)
+    os.environ["MODEL_SERVER_MASTER_PID"] = str(os.getpid())
     folder = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     os.makedirs(folder, exist_ok=True)
     for name in os.listdir(folder):
@@ -116,6 +118,39 @@ def on_reload(server):
             step(app)
         except Exception:  # noqa: BLE001 - an exception here would end the master and every worker
             server.log.exception("reload: %s failed; the server keeps what it had", step.__name__)
+
+
+def when_ready(server):
+    """MODELS_POLL_INTERVAL: watch MODELS_DIR from the master, so a replica sharing the models
+    volume reloads by itself when another one (or manage.py, or a training worker) changes it."""
+    interval = _settings["MODELS_POLL_INTERVAL"]
+    if interval:
+        import threading
+
+        threading.Thread(target=_watch_models, args=(server, interval), name="models-poll", daemon=True).start()
+
+
+def _watch_models(server, interval):
+    """Compare the folder with what the last (re)load saw; a difference is a HUP to this master.
+    A few stats per version every interval; never the reload itself, which stays on the main thread."""
+    import signal
+    import time
+
+    from app.model.artifacts import folder_state
+
+    app = server.app.wsgi()
+    models_dir = app.config["MODELS_DIR"]
+    asked_for = None
+    while True:
+        time.sleep(interval)
+        try:
+            found = folder_state(models_dir)
+            if found != app.extensions.get("models_state") and found != asked_for:
+                asked_for = found
+                server.log.info("%s changed: reloading the models", models_dir)
+                os.kill(os.getpid(), signal.SIGHUP)
+        except Exception:  # noqa: BLE001 - a failed look is retried next interval; the server serves on
+            server.log.exception("looking at %s for changes failed", models_dir)
 
 
 def child_exit(server, worker):

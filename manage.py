@@ -4,6 +4,7 @@
     python manage.py keygen PRIVATE_KEY PUBLIC_KEY   # an Ed25519 key pair for signed versions
     python manage.py score --model NAME[:VERSION] INPUT OUTPUT [--engine local|spark] [--master URL]
                            [--id-column COL] [--errors PATH]   # score a CSV or Parquet file
+    python manage.py worker [--burst]       # run the RQ worker for training jobs (JOBS_QUEUE_URL)
     python manage.py versions [NAME]
     python manage.py pin [NAME] VERSION   # serve VERSION by default (after a reload)
     python manage.py rollback [NAME]      # pin the version before the one served now
@@ -143,6 +144,22 @@ def score(args: argparse.Namespace, settings: dict) -> int:
     return 1 if summary.failed else 0
 
 
+def worker(args: argparse.Namespace, settings: dict) -> int:
+    """RQ's worker on the training queue; it needs the models volume and the server's settings."""
+    if not settings["JOBS_QUEUE_URL"]:
+        raise CommandError("JOBS_QUEUE_URL is not set: give the Redis the servers enqueue training jobs on, "
+                           "e.g. JOBS_QUEUE_URL=redis://redis:6379/1")
+    from app.jobs.queue import work
+    from app.logs import configure_logging
+
+    configure_logging(settings["LOG_LEVEL"], settings["LOG_FORMAT"])
+    try:
+        work(settings["JOBS_QUEUE_URL"], burst=args.burst)
+    except Exception as exc:  # noqa: BLE001 - Redis unreachable, a bad URL: one line
+        raise CommandError(f"the worker stopped: {type(exc).__name__}: {exc}") from None
+    return 0
+
+
 def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
@@ -202,7 +219,11 @@ def run(argv: list[str]) -> int:
                         help="a column copied to the output beside each prediction (repeatable; default: the row number)")
     scores.add_argument("--errors", metavar="PATH", help="the errors file (default: OUTPUT with .errors before its suffix)")
     scores.add_argument("--quiet", action="store_true", help="no progress bar")
+    workers = commands.add_parser("worker", help="run an RQ worker for the admin API's training jobs (JOBS_QUEUE_URL)")
+    workers.add_argument("--burst", action="store_true", help="stop once the queue is empty")
     args = parser.parse_args(argv)
+    if args.command == "worker":
+        return worker(args, settings)
     if args.command == "score":
         return score(args, settings)
     if args.command == "import":

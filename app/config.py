@@ -126,7 +126,10 @@ SETTINGS: dict[str, Setting] = {
     "DEFAULT_MODEL": Setting(DEFAULT_MODEL_NAME, text),
     "MODEL_VERSION": Setting(None, whole()),  # pin the default model to one version; None serves the newest
     "EXIT_IF_UNREADY": Setting(True, boolean),  # refuse to start when the default model cannot be served
-    "COMPILED_MODELS": Setting(True, boolean),  # serve with the compiled NumPy backend where it matches scikit-learn
+    "COMPILED_MODELS": Setting(True, boolean),
+    # seconds between looks at MODELS_DIR for versions and pins another replica (or manage.py) changed;
+    # a change makes the server reload as on HUP. 0: only HUP, make reload and the admin API reload
+    "MODELS_POLL_INTERVAL": Setting(0, whole(0, 3600), server=True),  # serve with the compiled NumPy backend where it matches scikit-learn
     # model files: what loading may build, and who must have signed them (app/model/trust.py, signing.py)
     "TRUSTED_TYPES": Setting((), type_names),  # types a skops model may hold beyond the project's reviewed list
     "TRUSTED_TYPES_FILE": Setting(None, text),  # the same, one per line
@@ -141,6 +144,16 @@ SETTINGS: dict[str, Setting] = {
     # gateway: authentication is off unless keys are given; keys are never logged, never echoed
     "API_KEYS": Setting((), keys),  # comma-separated in the environment
     "API_KEYS_FILE": Setting(None, text),  # one key per line; blank lines and # comments ignored
+    # the admin API (upload, promote, roll back, delete, retrain): off, answering 404, unless admin keys are given;
+    # an admin key may also predict, a prediction key gets 403 there
+    "ADMIN_API_KEYS": Setting((), keys),
+    "ADMIN_API_KEYS_FILE": Setting(None, text),
+    "MAX_UPLOAD_LENGTH": Setting(512 * 1024 * 1024, whole()),  # bytes in one upload or training request
+    # training jobs: a local process per job (at most MAX_RUNNING_JOBS at once) unless a queue is given,
+    # e.g. redis://redis:6379/1: jobs go to RQ, run by `python manage.py worker` wherever the models volume is
+    "JOBS_QUEUE_URL": Setting(None, text),
+    "MAX_RUNNING_JOBS": Setting(1, whole(1, 64)),
+    "JOB_TIMEOUT": Setting(3600, whole()),  # seconds a training job may run
     "RATE_LIMIT": Setting(None, rate_limit),  # off unless set, e.g. "100/second;3000/minute"
     "RATE_LIMIT_STORAGE_URI": Setting("memory://", text),  # per worker; redis://host:6379 shares one count
     # reverse proxies in front that append to X-Forwarded-For: the client is that many hops back

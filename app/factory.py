@@ -32,6 +32,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     load_registry(app)
     register_metrics(app)
     register_blueprints(app)
+    install_reloader(app)
     register_request_hooks(app)
     enable_cors(app)
     install_gateway(app)
@@ -52,18 +53,19 @@ def configure(app: Flask, test_config: Mapping[str, Any] | None) -> None:
     app.json.compact = True
 
 
-def read_registry(app: Flask) -> Registry:
+def read_registry(app: Flask, previous: Registry | None = None) -> Registry:
     try:
         policy = artifacts.load_policy(app.config)
     except (TrustError, SigningError) as exc:
         raise StartupError(f"configuration: {exc}") from None
     return Registry.load(app.config["MODELS_DIR"], app.config["DEFAULT_MODEL"], app.config["MODEL_VERSION"],
-                         compile_models=app.config["COMPILED_MODELS"], policy=policy)
+                         compile_models=app.config["COMPILED_MODELS"], policy=policy, previous=previous)
 
 
 def load_registry(app: Flask) -> None:
     registry = read_registry(app)
     app.extensions["registry"] = registry
+    app.extensions["models_state"] = registry.state  # what the last (re)load saw: the poller compares with it
     reason = registry.unready_reason()
     if reason is None:
         app.logger.info("serving %s by default", registry.get().tag)
@@ -80,9 +82,10 @@ def reload_models(app: Flask) -> str | None:
     keeps serving and the reason is returned and logged, so a bad new version cannot take the
     service down.
     """
-    fresh = read_registry(app)
-    reason = fresh.unready_reason()
     current = app.extensions.get("registry")
+    fresh = read_registry(app, previous=current)
+    app.extensions["models_state"] = fresh.state  # tried, even if refused: the poller does not retry it
+    reason = fresh.unready_reason()
     if reason is not None and current is not None and current.unready_reason() is None:
         log.error("reload refused, still serving %s: %s", current.get().tag, reason)
         return reason
@@ -92,12 +95,13 @@ def reload_models(app: Flask) -> str | None:
 
 
 def reload_keys(app: Flask) -> None:
-    """Read API_KEYS_FILE again (HUP), so keys rotate without a restart; a bad file keeps the old keys."""
+    """Read the key files again (HUP), so keys rotate without a restart; a bad file keeps the old keys."""
     from .gateway.auth import ApiKeys
 
     gateway = app.extensions["gateway"]
     try:
         keys = ApiKeys.from_config(app.config)
+        admin_keys = ApiKeys.from_config(app.config, "ADMIN_API_KEYS")
     except config.ConfigError as exc:
         log.error("API keys not reloaded, the old ones stay in force: %s", exc)
         return
@@ -105,6 +109,7 @@ def reload_keys(app: Flask) -> None:
         log.error("API keys not reloaded: the new configuration holds none, and authentication stays on")
         return
     gateway.keys = keys
+    gateway.admin_keys = admin_keys  # none left turns the admin API off, which gives nobody more access
 
 
 def register_metrics(app: Flask) -> None:
@@ -115,14 +120,29 @@ def register_metrics(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from .http import errors, health, metrics, models, openapi, predict, web
+    from .http import admin, errors, health, metrics, models, openapi, predict, web
 
-    for blueprint in (health.bp, predict.bp, models.bp, web.bp):
+    # the admin routes always exist in Flask; the gateway answers 404 for them without admin keys
+    for blueprint in (health.bp, predict.bp, models.bp, admin.bp, web.bp):
         app.register_blueprint(blueprint)
     if app.config["METRICS"]:
         app.register_blueprint(metrics.bp)
     openapi.register_docs(app)
     errors.register_error_handlers(app)
+
+
+def install_reloader(app: Flask) -> None:
+    """How the admin API brings every worker to a change: under gunicorn, HUP the master (it loads
+    the models and replaces the workers, dropping no request); alone (tests, flask run), reload here."""
+    from .master import request_reload
+
+    def reload() -> str:
+        if request_reload():
+            return "requested"
+        reload_models(app)
+        return "done"
+
+    app.extensions["reload"] = reload
 
 
 def register_request_hooks(app: Flask) -> None:

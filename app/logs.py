@@ -26,9 +26,10 @@ class JsonFormatter(logging.Formatter):
         request_id = getattr(record, "request_id", None) or REQUEST_ID.get()
         if request_id:
             entry["request_id"] = request_id
-        http = getattr(record, "http", None)
-        if http is not None:
-            entry["http"] = http
+        for extra in ("http", "audit"):
+            value = getattr(record, extra, None)
+            if value is not None:
+                entry[extra] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry)

@@ -44,7 +44,7 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 # gateway's own 401/429 expose the same ones.
 CORS_EXPOSED_HEADERS = ("X-Request-ID", "X-Model-Version", "Retry-After")
 EXPOSED = ", ".join(CORS_EXPOSED_HEADERS)
-REASONS = {401: "UNAUTHORIZED", 429: "TOO MANY REQUESTS"}
+REASONS = {401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT FOUND", 429: "TOO MANY REQUESTS"}
 
 StartResponse = Callable[..., Any]
 
@@ -55,6 +55,7 @@ class Gateway:
         self.app = app
         self.flask = wsgi_app
         self.keys = ApiKeys.from_config(config)
+        self.admin_keys = ApiKeys.from_config(config, "ADMIN_API_KEYS")
         self.limiter = RateLimiter.from_config(config)
         self.metrics = app.extensions.get("metrics")
         self.direct = bool(config["DIRECT_PATH"])
@@ -102,6 +103,8 @@ class Gateway:
 
     # ---- refusals -------------------------------------------------------------------------
     def refusal(self, environ: dict[str, Any], route: routes.Route | None, request_id: str) -> direct.Answer | None:
+        if route is not None and route.admin:
+            return self.admin_refusal(environ, request_id)
         if self.keys is None and self.limiter is None:
             return None
         if (route is not None and route.open) or environ["REQUEST_METHOD"] == "OPTIONS":
@@ -109,17 +112,43 @@ class Gateway:
         client = "address:" + environ.get("REMOTE_ADDR", "unknown")
         if self.keys is not None:
             key = presented_key(environ)
-            if not key or not self.keys.allows(key):
-                # Guesses count against the address's budget: no unlimited trying of keys.
-                refused = self.limiter.hit(client) if self.limiter is not None else None
-                return self.too_many(refused, request_id) if refused else self.unauthorized(key, request_id)
+            if not key or not (self.keys.allows(key) or (self.admin_keys is not None and self.admin_keys.allows(key))):
+                return self.refused_key(key, client, request_id)
             client = "key:" + key_id(key)
             environ["app.client"] = client
         if self.limiter is not None and (route is None or route.limited):
-            refused = self.limiter.hit(client)
-            if refused is not None:
-                return self.too_many(refused, request_id)
+            return self.limit(client, request_id)
         return None
+
+    def admin_refusal(self, environ: dict[str, Any], request_id: str) -> direct.Answer | None:
+        """The admin API: absent (404) without admin keys, 403 for a prediction key, 401 for no key."""
+        if self.admin_keys is None:
+            return problem_answer(problem_document(
+                404, "not-found", "Not found", "no such path; see GET /models for the models and the README for the "
+                "endpoints (the admin API is on only when ADMIN_API_KEYS or ADMIN_API_KEYS_FILE is set)",
+                request_id=request_id), [])
+        key = presented_key(environ)
+        client = "address:" + environ.get("REMOTE_ADDR", "unknown")
+        if not key or not self.admin_keys.allows(key):
+            if key and self.keys is not None and self.keys.allows(key):
+                refused = self.limiter.hit("key:" + key_id(key)) if self.limiter is not None else None
+                return self.too_many(refused, request_id) if refused else problem_answer(problem_document(
+                    403, "forbidden", "Forbidden", "this API key may predict but not change models; the admin API "
+                    "needs a key from ADMIN_API_KEYS", request_id=request_id), [])
+            return self.refused_key(key, client, request_id)
+        client = "key:" + key_id(key)
+        environ["app.client"] = client
+        environ["app.admin_key"] = key_id(key)  # who made a change, for the audit log
+        return self.limit(client, request_id) if self.limiter is not None else None
+
+    def refused_key(self, key: str | None, client: str, request_id: str) -> direct.Answer:
+        # Guesses count against the address's budget: no unlimited trying of keys.
+        refused = self.limiter.hit(client) if self.limiter is not None else None
+        return self.too_many(refused, request_id) if refused else self.unauthorized(key, request_id)
+
+    def limit(self, client: str, request_id: str) -> direct.Answer | None:
+        refused = self.limiter.hit(client)
+        return self.too_many(refused, request_id) if refused is not None else None
 
     @staticmethod
     def too_many(refused, request_id: str) -> direct.Answer:

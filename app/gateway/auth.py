@@ -1,6 +1,7 @@
 """API keys: who may call the protected endpoints.
 
-Off unless keys are configured (``API_KEYS`` or ``API_KEYS_FILE``). A client presents a key as
+Off unless keys are configured (``API_KEYS`` or ``API_KEYS_FILE``; the admin API's are
+``ADMIN_API_KEYS`` or ``ADMIN_API_KEYS_FILE``, a second set read the same way). A client presents a key as
 ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``. Keys are kept only as SHA-256 digests
 and compared in constant time against every configured key, so neither the comparison nor the
 loop leaks which key, or how much of one, matched. A key is never logged: requests are told
@@ -20,15 +21,15 @@ REALM = 'Bearer realm="model-server"'
 # probes, the page and the docs, which hold no predictions and no model internals.
 
 
-def read_key_file(path: str) -> tuple[str, ...]:
+def read_key_file(path: str, setting: str = "API_KEYS_FILE") -> tuple[str, ...]:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"API_KEYS_FILE {path} cannot be read ({exc.strerror})") from None
+        raise ConfigError(f"{setting} {path} cannot be read ({exc.strerror})") from None
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"API_KEYS_FILE {path} is not UTF-8 text (byte {exc.start})") from None
+        raise ConfigError(f"{setting} {path} is not UTF-8 text (byte {exc.start})") from None
     keys = tuple(line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#"))
-    check_keys(f"API_KEYS_FILE {path}", keys)
+    check_keys(f"{setting} {path}", keys)
     return keys
 
 
@@ -41,13 +42,13 @@ class ApiKeys:
         self._digests = [_digest(key) for key in keys]
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> "ApiKeys | None":
-        """The configured keys, or None when authentication is off."""
-        keys = tuple(config.get("API_KEYS") or ())
+    def from_config(cls, config: Mapping[str, Any], setting: str = "API_KEYS") -> "ApiKeys | None":
+        """The keys of ``setting`` and ``<setting>_FILE``, or None when none is configured."""
+        keys = tuple(config.get(setting) or ())
         if keys:
-            check_keys("API_KEYS", keys)
-        if config.get("API_KEYS_FILE"):
-            keys += read_key_file(config["API_KEYS_FILE"])
+            check_keys(setting, keys)
+        if config.get(f"{setting}_FILE"):
+            keys += read_key_file(config[f"{setting}_FILE"], f"{setting}_FILE")
         return cls(keys) if keys else None
 
     def __repr__(self) -> str:  # never the keys themselves, even in a debugger or a log

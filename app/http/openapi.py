@@ -24,9 +24,10 @@ bp = Blueprint("openapi", __name__)
 @bp.get("/openapi.json")
 def document() -> Response:
     config = current_app.config
-    spec = build(current_app.extensions["registry"], API_VERSION, lambda setting: bool(config[setting]))
     gateway = current_app.extensions["gateway"]
-    describe_gateway(spec, secured=gateway.keys is not None, limited=gateway.limiter is not None)
+    admin = gateway.admin_keys is not None
+    spec = build(current_app.extensions["registry"], API_VERSION, lambda setting: bool(config[setting]), admin)
+    describe_gateway(spec, secured=gateway.keys is not None, limited=gateway.limiter is not None, admin=admin)
     return jsonify(spec)
 
 
@@ -36,9 +37,10 @@ SECURITY_SCHEMES = {
 }
 
 
-def describe_gateway(spec: dict[str, Any], secured: bool, limited: bool) -> None:
-    """Add what the gateway (app/gateway/) does before any route: 401 without a key, 429 over the limit."""
-    if secured:
+def describe_gateway(spec: dict[str, Any], secured: bool, limited: bool, admin: bool = False) -> None:
+    """Add what the gateway (app/gateway/) does before any route: 401 without a key, 403 for a
+    prediction key on the admin API, 429 over the limit."""
+    if secured or admin:
         spec["components"]["securitySchemes"] = SECURITY_SCHEMES
     by_path = {routes.openapi_path(route.rule): route for route in routes.ROUTES}
     for path, operations in spec["paths"].items():
@@ -46,7 +48,11 @@ def describe_gateway(spec: dict[str, Any], secured: bool, limited: bool) -> None
         if route.open:
             continue
         for operation in operations.values():
-            if secured:
+            if route.admin:
+                operation["security"] = [{"bearerAuth": []}, {"apiKeyHeader": []}]
+                operation["responses"]["401"] = _problem_response("No admin key, an empty one, or a wrong one")
+                operation["responses"]["403"] = _problem_response("A prediction key: the admin API needs an admin key")
+            elif secured:
                 operation["security"] = [{"bearerAuth": []}, {"apiKeyHeader": []}]
                 operation["responses"]["401"] = _problem_response("No API key, an empty one, or a wrong one")
             if limited and route.limited:
@@ -71,8 +77,9 @@ ERRORS = {
 }
 
 
-def build(registry: Registry, version: str, enabled: Callable[[str], bool]) -> dict[str, Any]:
-    """The document: one path per route in the table that has operations to document."""
+def build(registry: Registry, version: str, enabled: Callable[[str], bool], admin: bool = False) -> dict[str, Any]:
+    """The document: one path per route in the table that has operations to document (the admin
+    API's only when it is on)."""
     default = registry.get()
     served = [versions[max(versions)] if name != default.name else default
               for name, versions in registry.models.items()]
@@ -84,7 +91,7 @@ def build(registry: Registry, version: str, enabled: Callable[[str], bool]) -> d
     details = _operation_details(default, registry.names())
     paths: dict[str, Any] = {}
     for route in routes.ROUTES:
-        if route.setting is not None and not enabled(route.setting):
+        if (route.setting is not None and not enabled(route.setting)) or (route.admin and not admin):
             continue
         for operation in route.operations:
             if operation.operation_id is not None:
@@ -162,6 +169,89 @@ def _operation_details(default: LoadedModel, model_names: list[str]) -> dict[str
         "helloName": {"parameters": [name], "responses": {"200": _greeting()}},
         "metrics": {"responses": {"200": {"description": "Metrics", "content": {"text/plain": {
             "schema": {"type": "string"}}}}}},
+        **_admin_details(name),
+    }
+
+
+def _admin_details(name: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The admin API's operations (app/http/admin.py)."""
+    binary = {"type": "string", "format": "binary"}
+    change = _json_response("The change, and whether the reload was requested (gunicorn) or done", {
+        "type": "object", "required": ["action", "name", "version", "previous"],
+        "properties": {"action": {"type": "string"}, "name": {"type": "string"}, "version": {"type": "integer"},
+                       "previous": {"type": "integer", "nullable": True}, "by": {"type": "string", "nullable": True},
+                       "at": {"type": "string"}, "reload": {"type": "string", "enum": ["requested", "done"]}}})
+    conflict = _problem_response("The model's state does not allow it (the served version, MODEL_VERSION, "
+                                 "a version that does not load, nothing to roll back to)")
+    version_path = {"name": "version", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
+    options = {
+        "target": {"type": "string", "description": "the column to predict (required)"},
+        "task": {"type": "string", "enum": ["classification", "regression"]},
+        "estimator": {"type": "string", "enum": ["svm", "logreg", "rf", "hgb", "ridge", "svr"]},
+        "test_size": {"type": "number", "exclusiveMinimum": True, "minimum": 0, "exclusiveMaximum": True, "maximum": 1},
+        "folds": {"type": "integer", "minimum": 2, "maximum": 20},
+        "seed": {"type": "integer", "minimum": 0},
+        "scoring": {"type": "string"},
+        "drop": {"type": "array", "items": {"type": "string"}},
+        "promote": {"type": "string", "enum": ["if-better", "always", "never"], "default": "if-better",
+                    "description": "if-better: when its log loss (classifiers) or RMSE (regressors) on the held-out "
+                                   "rows beats the served version's"},
+    }
+    return {
+        "uploadModelVersion": {
+            "parameters": [name, {"name": "promote", "in": "query", "required": False,
+                                  "schema": {"type": "boolean", "default": False},
+                                  "description": "serve it at once (default: stored, not served until promoted)"}],
+            "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+                "type": "object", "required": ["model", "metadata"],
+                "properties": {"model": binary, "metadata": binary, "signature": binary}}}}},
+            "responses": {
+                "201": _json_response("Stored as the next version", {"type": "object"}),
+                "400": _problem_response("A bad model name or an unreadable multipart body"),
+                "413": _problem_response("Larger than MAX_UPLOAD_LENGTH"),
+                "415": _problem_response("Not multipart/form-data"),
+                "422": _problem_response("Every problem that keeps the version from loading, by part"),
+                "507": _problem_response("The models volume is full; nothing was kept"),
+            },
+        },
+        "deleteModelVersion": {"parameters": [name, version_path], "responses": {
+            "200": change, "404": _problem_response(ERRORS["404"]), "409": conflict}},
+        "promoteModel": {
+            "parameters": [name],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["version"], "properties": {"version": {"type": "integer", "minimum": 1}}},
+                "example": {"version": 2}}}},
+            "responses": {"200": change, "404": _problem_response(ERRORS["404"]), "409": conflict,
+                          "422": _problem_response("No version number in the body")},
+        },
+        "rollbackModel": {"parameters": [name], "responses": {"200": change, "404": _problem_response(ERRORS["404"]),
+                                                              "409": conflict}},
+        "trainModel": {
+            "parameters": [name],
+            "requestBody": {"required": True, "content": {
+                "multipart/form-data": {"schema": {"type": "object", "required": ["data", "target"], "properties": {
+                    "data": binary, "test_data": binary, "columns": binary, **options}}},
+                "text/csv": {"schema": {"type": "string"},
+                             "description": "the training CSV as the whole body; the options as query parameters"}}},
+            "responses": {
+                "202": _json_response("The job: follow its url", {"type": "object", "required": ["id", "url"]}),
+                "413": _problem_response("Larger than MAX_UPLOAD_LENGTH"),
+                "415": _problem_response("Neither multipart/form-data nor text/csv"),
+                "422": _problem_response("Every problem with the options or the CSV's header"),
+                "503": _problem_response("Every local job slot is taken, or the queue is unreachable (Retry-After)"),
+                "507": _problem_response("The models volume is full; nothing was kept"),
+            },
+        },
+        "getJob": {
+            "parameters": [{"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "responses": {"200": _json_response("State (queued, running, succeeded, failed), progress and result", {
+                "type": "object", "required": ["id", "state"], "properties": {
+                    "id": {"type": "string"}, "state": {"type": "string",
+                                                        "enum": ["queued", "running", "succeeded", "failed"]},
+                    "progress": {"type": "object", "nullable": True}, "result": {"type": "object", "nullable": True},
+                    "error": {"type": "string", "nullable": True}}}),
+                "404": _problem_response("No such job")},
+        },
     }
 
 

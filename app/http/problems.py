@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..model.errors import InvalidInput, ModelNotFound, ModelUnavailable
+from ..model.errors import ArtifactRefused, InvalidInput, LifecycleConflict, ModelNotFound, ModelUnavailable
 
 PROBLEM_BASE = "https://example.invalid/problems/"
 PROBLEM_TYPE = "application/problem+json"
@@ -44,13 +44,30 @@ class UnsupportedMediaType(RequestError):
     """A Content-Type the service does not read."""
 
 
+class NotFound(RequestError):
+    """Nothing at this path (a job that does not exist)."""
+
+
+class InsufficientStorage(RequestError):
+    """The models volume is full: nothing was kept of the request."""
+
+
+class Busy(RequestError):
+    """Every slot for the work asked for is taken; retry later (Retry-After)."""
+
+
 KINDS: dict[type[Exception], Kind] = {
     MalformedRequest: Kind(400, "malformed-request", "Malformed request"),
     ModelNotFound: Kind(404, "model-not-found", "Model not found"),
+    NotFound: Kind(404, "not-found", "Not found"),
     PayloadTooLarge: Kind(413, "payload-too-large", "Payload too large"),
     UnsupportedMediaType: Kind(415, "unsupported-media-type", "Unsupported media type"),
+    LifecycleConflict: Kind(409, "conflict", "Conflict"),
     InvalidInput: Kind(422, "invalid-input", "Invalid input"),
+    ArtifactRefused: Kind(422, "invalid-artifact", "Invalid artifact"),
     ModelUnavailable: Kind(503, "model-unavailable", "Model unavailable"),
+    Busy: Kind(503, "busy", "Busy"),
+    InsufficientStorage: Kind(507, "insufficient-storage", "Insufficient storage"),
 }
 HANDLED = tuple(KINDS)
 
@@ -69,6 +86,8 @@ def problem_of(error: Exception, max_listed: int, request_id: str | None) -> tup
     kind = KINDS[type(error)]
     if isinstance(error, InvalidInput):
         detail = error.summary()
+        if isinstance(error, ArtifactRefused):
+            detail = f"the version was not stored: {detail} (field: the part at fault)"
         if len(error.errors) > max_listed:
             detail += f" (the first {max_listed} are listed)"
         errors = [e.as_dict() for e in error.errors[:max_listed]]

@@ -27,6 +27,7 @@ class Route:
     rule: str  # Flask's rule, and the route's metrics label
     operations: tuple[Operation, ...]
     open: bool = False  # answered without an API key (probes, the page, the docs)
+    admin: bool = False  # needs an admin key (ADMIN_API_KEYS); without admin keys configured, 404
     limited: bool = True  # counted by the rate limit
     headers: str = API
     setting: str | None = None  # served only while this setting is on
@@ -44,6 +45,10 @@ def post(operation_id: str | None = None, summary: str = "") -> Operation:
     return Operation("POST", operation_id, summary)
 
 
+def delete(operation_id: str | None = None, summary: str = "") -> Operation:
+    return Operation("DELETE", operation_id, summary)
+
+
 ROUTES: tuple[Route, ...] = (
     Route("/predict", (post("predict", "Predict one record, a batch, or a CSV file"),
                        get("predictFromQuery",
@@ -53,6 +58,16 @@ ROUTES: tuple[Route, ...] = (
     Route("/models", (get("listModels", "Every model, its versions and the default"),)),
     Route("/models/<name>", (get("describeModel", "A model's metadata: schema, example, classes, metrics"),)),
     Route("/models/<name>/<int:version>", (get("describeModelVersion", "One version's metadata"),)),
+    # the admin API (app/http/admin.py): model lifecycle, for admin keys only
+    Route("/models/<name>/versions", (post("uploadModelVersion", "Upload a signed version: checked as at startup, "
+                                                                 "stored as the next version"),), admin=True),
+    Route("/models/<name>/versions/<int:version>", (delete("deleteModelVersion", "Delete a version that is not served"),),
+          admin=True),
+    Route("/models/<name>/promote", (post("promoteModel", "Serve this version by default, on every worker"),),
+          admin=True),
+    Route("/models/<name>/rollback", (post("rollbackModel", "Serve the version served before this one"),), admin=True),
+    Route("/models/<name>/train", (post("trainModel", "Retrain on a CSV, as train.py does, in a job"),), admin=True),
+    Route("/jobs/<job_id>", (get("getJob", "A training job's state, progress and result"),), admin=True),
     Route("/health", (get("health", "Liveness"),), open=True),
     Route("/ready", (get("ready", "Readiness: the default model is loaded and verified"),), open=True),
     Route("/hello", (get("hello", "A greeting"),), open=True),

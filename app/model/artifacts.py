@@ -23,7 +23,7 @@ import secrets
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import joblib
 import numpy
@@ -143,6 +143,38 @@ def list_versions(models_dir: Path | str, name: str) -> list[int]:
 PIN_FILE = "pinned"  # models/<name>/pinned: the version to serve by default, for rollback
 
 
+def version_stamp(folder: Path | str) -> tuple | None:
+    """What changes when a version folder is replaced or its files rewritten: its metadata's and
+    signature's inode, size and time (the metadata holds the model's sha256). None: no metadata."""
+    stamp = []
+    for name in (METADATA_FILE, signing.SIGNATURE_FILE):
+        try:
+            found = os.stat(Path(folder) / name)
+        except OSError:
+            if name == METADATA_FILE:
+                return None
+            stamp.append(None)
+            continue
+        stamp.append((found.st_ino, found.st_size, found.st_mtime_ns))
+    return tuple(stamp)
+
+
+def folder_state(models_dir: Path | str) -> tuple:
+    """Everything under MODELS_DIR that decides what a server loads and serves: the models, their
+    versions (each by its stamp) and their pins. Cheap (a few stats per version), so a server can
+    look every few seconds for changes made by another replica (MODELS_POLL_INTERVAL)."""
+    state = []
+    for name in list_names(models_dir):
+        folder = Path(models_dir) / name
+        try:
+            pin = (folder / PIN_FILE).read_bytes()
+        except OSError:
+            pin = None
+        versions = tuple((version, version_stamp(folder / str(version))) for version in list_versions(models_dir, name))
+        state.append((name, pin, versions))
+    return tuple(state)
+
+
 def read_pin(models_dir: Path | str, name: str) -> int | None:
     """The version an operator pinned ``name`` to, or None; a pin file that says nothing usable is an error."""
     path = Path(models_dir) / name / PIN_FILE
@@ -201,28 +233,44 @@ def save(models_dir: Path | str, name: str, model: Any, metadata: dict[str, Any]
             model_sha256=sha256_file(model_path),
             versions=runtime_versions(),
         )
-        version = (list_versions(models_dir, name) or [0])[-1] + 1
-        while True:
+
+        def finish(version: int) -> None:
             record["version"] = version
             _write_json(staging / METADATA_FILE, record)
             if signing_key is not None:
                 _write_bytes(staging / signing.SIGNATURE_FILE,
                              signing.sign(signing_key, (staging / METADATA_FILE).read_bytes()))
-            target = parent / str(version)
-            try:
-                os.rename(staging, target)  # fails if target exists and is not empty
-            except OSError:
-                if not target.exists():
-                    raise
-                version += 1
-                continue
-            if (target / METADATA_FILE).exists():
-                break
-        _fsync_dir(parent)
-        return Artifact(name=name, version=version, path=target, metadata=record, model=model)
+
+        version = publish_folder(staging, parent, finish)
+        return Artifact(name=name, version=version, path=parent / str(version), metadata=record, model=model)
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def publish_folder(staging: Path, parent: Path, finish: Callable[[int], None] | None = None) -> int:
+    """Rename a complete staging folder to the next version number under ``parent``; returns it.
+
+    The rename fails if that version exists (another publisher won it), and we move on to the
+    next number, so two publishers at once get two versions and neither overwrites the other.
+    ``finish`` writes what depends on the number (train.py's metadata) before each attempt.
+    """
+    version = (list_versions(parent.parent, parent.name) or [0])[-1] + 1
+    while True:
+        if finish is not None:
+            finish(version)
+        target = parent / str(version)
+        try:
+            os.rename(staging, target)  # fails if target exists and is not empty
+        except OSError:
+            if not target.exists():
+                raise
+            version += 1
+            continue
+        if (target / METADATA_FILE).exists():
+            break
+    _fsync_dir(parent)
+    return version
 
 
 def read_metadata(path: Path | str, data: bytes | None = None) -> dict[str, Any]:
@@ -262,23 +310,81 @@ def load(path: Path | str, policy: LoadPolicy = DEFAULT_POLICY) -> Artifact:
     if not meta_path.is_file():
         raise ArtifactNotFound(f"{meta_path} is missing; retrain with: python train.py")
     metadata_bytes = meta_path.read_bytes()
-    if policy.verify_keys is not None:
-        signature_path = folder / signing.SIGNATURE_FILE
-        try:
-            signing.verify(signature_path.read_bytes() if signature_path.is_file() else None, metadata_bytes,
-                           policy.verify_keys)
-        except signing.SignatureInvalid as exc:
-            raise ArtifactUntrusted(f"{folder} is refused unread: {exc}") from None
+    _check_signature(folder, metadata_bytes, policy)
     metadata = read_metadata(folder, metadata_bytes)
+    _check_made_with(folder, metadata)
+    model_path = _model_path(folder, metadata, policy)
+    data = model_path.read_bytes()  # hash and read the same bytes: no swap in between
+    _check_sha256(model_path, data, metadata)
+    model = _read_skops(model_path, data, policy) if model_path.name == MODEL_FILE else _read_pickle(model_path, data)
+    classes = [c.item() if hasattr(c, "item") else c for c in getattr(model, "classes_", [])]
+    if classes != metadata["classes"]:
+        raise ArtifactCorrupt(f"{folder}: metadata lists classes {metadata['classes']}, the model has {classes}")
+    return Artifact(
+        name=metadata["name"], version=int(metadata["version"]), path=folder, metadata=metadata, model=model
+    )
+
+
+def problems(path: Path | str, policy: LoadPolicy) -> list[tuple[str, str]]:
+    """Every problem ``load`` would stop at first that can be found without reading the model,
+    as (part, problem) with part one of model, metadata, signature: an upload is told them all."""
+    folder = Path(path)
+    found: list[tuple[str, str]] = []
+    meta_path = folder / METADATA_FILE
+    if not (folder / MODEL_FILE).is_file():
+        found.append(("model", f"missing: send the version's {MODEL_FILE}"))
+    if not meta_path.is_file():
+        return [*found, ("metadata", f"missing: send the version's {METADATA_FILE}")]
+    metadata_bytes = meta_path.read_bytes()
+    try:
+        _check_signature(folder, metadata_bytes, policy)
+    except ArtifactError as exc:
+        found.append(("signature", str(exc)))
+    try:
+        metadata = read_metadata(folder, metadata_bytes)
+    except ArtifactError as exc:
+        return [*found, ("metadata", str(exc))]
+    try:
+        _check_made_with(folder, metadata)
+    except ArtifactError as exc:
+        found.append(("metadata", str(exc)))
+    if metadata.get("model_file", PICKLE_FILE) != MODEL_FILE:
+        found.append(("metadata", f"names the model file {str(metadata.get('model_file'))[:40]!r}; only {MODEL_FILE} "
+                                  "versions are accepted over the network (pickles run code when loaded)"))
+    elif (folder / MODEL_FILE).is_file():
+        try:
+            _check_sha256(folder / MODEL_FILE, (folder / MODEL_FILE).read_bytes(), metadata)
+        except ArtifactError as exc:
+            found.append(("model", str(exc)))
+    return found
+
+
+def _check_signature(folder: Path, metadata_bytes: bytes, policy: LoadPolicy) -> None:
+    if policy.verify_keys is None:
+        return
+    signature_path = folder / signing.SIGNATURE_FILE
+    try:
+        signing.verify(signature_path.read_bytes() if signature_path.is_file() else None, metadata_bytes,
+                       policy.verify_keys)
+    except signing.SignatureInvalid as exc:
+        raise ArtifactUntrusted(f"{folder} is refused unread: {exc}") from None
+
+
+def _check_made_with(folder: Path, metadata: dict[str, Any]) -> None:
     made_with = metadata["versions"].get("scikit-learn")
     if made_with != sklearn.__version__:
         raise ArtifactIncompatible(
             f"{folder} was trained with scikit-learn {made_with}, but {sklearn.__version__} is installed; "
             f"install scikit-learn=={made_with} or retrain with: python train.py"
         )
+
+
+def _model_path(folder: Path, metadata: dict[str, Any], policy: LoadPolicy) -> Path:
+    """The model file the metadata names, if the policy lets it be read and it is there."""
     file_name = metadata.get("model_file", PICKLE_FILE)
     if file_name not in (MODEL_FILE, PICKLE_FILE):
-        raise ArtifactCorrupt(f"{meta_path} names the model file {str(file_name)[:40]!r}; expected {MODEL_FILE}")
+        raise ArtifactCorrupt(f"{folder / METADATA_FILE} names the model file {str(file_name)[:40]!r}; "
+                              f"expected {MODEL_FILE}")
     model_path = folder / file_name
     if file_name == PICKLE_FILE and not policy.allow_pickle:
         raise ArtifactUntrusted(
@@ -287,7 +393,10 @@ def load(path: Path | str, policy: LoadPolicy = DEFAULT_POLICY) -> Artifact:
             "ALLOW_PICKLE_MODELS=true (dangerous)")
     if not model_path.is_file():
         raise ArtifactNotFound(f"{model_path} is missing; retrain with: python train.py")
-    data = model_path.read_bytes()  # hash and read the same bytes: no swap in between
+    return model_path
+
+
+def _check_sha256(model_path: Path, data: bytes, metadata: dict[str, Any]) -> None:
     actual = hashlib.sha256(data).hexdigest()
     if actual != metadata["model_sha256"]:
         raise ArtifactCorrupt(
@@ -295,13 +404,6 @@ def load(path: Path | str, policy: LoadPolicy = DEFAULT_POLICY) -> Artifact:
             f"{str(metadata['model_sha256'])[:12]}...: the file was changed or truncated; "
             "restore it or retrain with: python train.py"
         )
-    model = _read_skops(model_path, data, policy) if file_name == MODEL_FILE else _read_pickle(model_path, data)
-    classes = [c.item() if hasattr(c, "item") else c for c in getattr(model, "classes_", [])]
-    if classes != metadata["classes"]:
-        raise ArtifactCorrupt(f"{folder}: metadata lists classes {metadata['classes']}, the model has {classes}")
-    return Artifact(
-        name=metadata["name"], version=int(metadata["version"]), path=folder, metadata=metadata, model=model
-    )
 
 
 def _read_skops(model_path: Path, data: bytes, policy: LoadPolicy) -> Any:

@@ -25,6 +25,11 @@ class ModelUnavailable(ModelError):
     """The model exists but could not be loaded (verification failed, a broken pin)."""
 
 
+class LifecycleConflict(ModelError):
+    """A change the model's state does not allow (delete the served version, promote against
+    MODEL_VERSION, nothing to roll back to)."""
+
+
 @dataclass(frozen=True)
 class InputError:
     """One thing wrong with the input: which row (None: the whole payload), which field, and what."""
@@ -51,3 +56,7 @@ class InvalidInput(Exception):
         if rows:
             text += f" in {len(rows)} row{'s' * (len(rows) != 1)}"
         return text
+
+
+class ArtifactRefused(InvalidInput):
+    """An uploaded version the server would not load; carries every problem found (field: the part)."""

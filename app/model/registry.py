@@ -68,8 +68,14 @@ def default_version(name: str, versions: list[int], pin_file: int | None, defaul
 def load_version(models_dir: Path | str, name: str, version: int, policy: artifacts.LoadPolicy = artifacts.DEFAULT_POLICY,
                  compile_models: bool = True) -> LoadedModel:
     """One version, verified and compiled as the server loads it (batch scoring loads just this)."""
+    return load_folder(Path(models_dir) / name / str(version), name, version, policy, compile_models)
+
+
+def load_folder(folder: Path, name: str, version: int, policy: artifacts.LoadPolicy = artifacts.DEFAULT_POLICY,
+                compile_models: bool = True) -> LoadedModel:
+    """A version folder, wherever it is (an upload is checked in its staging folder)."""
     try:
-        artifact = artifacts.load(Path(models_dir) / name / str(version), policy)
+        artifact = artifacts.load(folder, policy)
         schema = Schema.from_dict(artifact.metadata["schema"])
         check_features(artifact.model, schema)
         task = artifact.metadata.get("task", CLASSIFICATION)
@@ -110,14 +116,29 @@ class Registry:
         self.pins: dict[str, int] = {}  # from the pinned files
         self.pin_errors: dict[str, str] = {}
         self._resolved: dict[tuple[str | None, int | None], LoadedModel] = {}  # get() on every prediction
+        self.stamps: dict[tuple[str, int], tuple | None] = {}  # each loaded version's files, as found
+        self.state: tuple = ()  # MODELS_DIR as it was when loading began (artifacts.folder_state)
 
     @classmethod
     def load(cls, models_dir: Path | str, default_name: str, pinned_version: int | None = None,
-             compile_models: bool = True, policy: artifacts.LoadPolicy = artifacts.DEFAULT_POLICY) -> "Registry":
+             compile_models: bool = True, policy: artifacts.LoadPolicy = artifacts.DEFAULT_POLICY,
+             previous: "Registry | None" = None) -> "Registry":
+        """Every version under ``models_dir``. A reload passes the registry it replaces: versions
+        whose files are unchanged (same stamp, same policy) are taken from it rather than read and
+        verified again, so a reload after one new version costs that version's load."""
         registry = cls(Path(models_dir), default_name, pinned_version, compile_models, policy)
+        registry.state = artifacts.folder_state(models_dir)
+        reusable = previous is not None and previous.policy == policy and previous.compile_models == compile_models \
+            and previous.models_dir == registry.models_dir
         for name in artifacts.list_names(models_dir):
             for version in artifacts.list_versions(models_dir, name):
-                registry._load_one(name, version)
+                stamp = artifacts.version_stamp(registry.models_dir / name / str(version))
+                kept = previous.models.get(name, {}).get(version) if reusable else None
+                if kept is not None and stamp is not None and previous.stamps.get((name, version)) == stamp:
+                    registry.models.setdefault(name, {})[version] = kept
+                else:
+                    registry._load_one(name, version)
+                registry.stamps[(name, version)] = stamp
             registry._read_pin(name)
         return registry
 

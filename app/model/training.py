@@ -70,6 +70,7 @@ class TrainingOptions:
     models_dir: Path = Path("models")
     command: str = ""
     progress: Callable[[str], None] | None = None
+    fits_done: Callable[[int, int], None] | None = None  # (done, total) after each fit of the grid search
     signing_key: Any = None  # Ed25519 private key: the version is signed (app/model/signing.py)
 
 
@@ -77,6 +78,7 @@ class TrainingOptions:
 class TrainingResult:
     artifact: artifacts.Artifact
     metadata: dict[str, Any] = field(default_factory=dict)
+    held_out: tuple[pd.DataFrame, pd.Series] | None = None  # the test rows as read, and their answers
 
 
 # ---- data -------------------------------------------------------------------------------------
@@ -297,15 +299,19 @@ def _native_preprocess(schema: Schema) -> tuple[ColumnTransformer, list[bool]]:
 class ProgressScorer:
     """Wraps a scorer to report how many of the grid's fits are done (it runs once per fit)."""
 
-    def __init__(self, scoring: str, total: int, report: Callable[[str], None] | None):
+    def __init__(self, scoring: str, total: int, report: Callable[[str], None] | None,
+                 counted: Callable[[int, int], None] | None = None):
         self.scorer = get_scorer(scoring)
         self.total = total
         self.done = 0
         self.report = report
+        self.counted = counted
         self.started = time.monotonic()
 
     def __call__(self, estimator, X, y):
         self.done += 1
+        if self.counted is not None:
+            self.counted(self.done, self.total)
         if self.report and (self.done == self.total or self.done % max(1, self.total // 10) == 0):
             elapsed = time.monotonic() - self.started
             self.report(f"grid search: {self.done}/{self.total} fits, {elapsed:.1f} s")
@@ -435,7 +441,7 @@ def train(options: TrainingOptions) -> TrainingResult:
     candidates = int(np.prod([len(v) for v in grid.values()]))
     say(f"training {estimator} ({task}) on {len(X)} rows x {X.shape[1]} features: "
         f"{candidates} candidates x {folds} folds = {candidates * folds} fits")
-    scorer = ProgressScorer(scoring, candidates * folds, say)
+    scorer = ProgressScorer(scoring, candidates * folds, say, options.fits_done)
     search = GridSearchCV(pipeline, grid, scoring=scorer, cv=splitter, n_jobs=1, refit=True, error_score="raise")
     started = time.monotonic()
     try:
@@ -483,7 +489,7 @@ def train(options: TrainingOptions) -> TrainingResult:
         "fingerprint": _fingerprint(X, labels),
     }
     artifact = artifacts.save(options.models_dir, options.name, model, metadata, options.signing_key)
-    return TrainingResult(artifact=artifact, metadata=artifact.metadata)
+    return TrainingResult(artifact=artifact, metadata=artifact.metadata, held_out=(test_features, test_labels))
 
 
 def _target_preparer(task: str, target: str) -> Callable[[pd.Series], pd.Series]:
