@@ -28,3 +28,4 @@ def with_(**changes):
             record[key] = value
     return record
 ORIGIN = "https://app.example"  # an origin a browser app calls from
+ADMIN_KEY = "admin-key-M1n2B3v4C5x6Z7l8"  # ADMIN_API_KEYS: the admin API's key, apart from prediction keys
