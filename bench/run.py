@@ -30,7 +30,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from app.config import DEFAULT_MODEL_NAME  # noqa: E402 - the project's root is on the path now
-from bench import models, scoring  # noqa: E402
+from bench import lifecycle, models, scoring  # noqa: E402
 
 BIN = Path(sys.executable).parent
 CACHE = ROOT / "build" / "bench-models"
@@ -333,8 +333,10 @@ def main() -> int:
                                      models.IMPORTED_UNKNOWN_STEP)}
         memories = [memory(served, bodies["single"], workers) for workers in (1, 3)]
         batch = scoring.measure(served, Path(folder), DEFAULT_MODEL_NAME)
+        promotions = lifecycle.measure(served)
     text = report(results, memories, seconds, connections, backends)
     text += "\n".join(scoring.report(batch, _target)) + "\n"
+    text += "\n".join(lifecycle.report(promotions, _target)) + "\n"
     arguments.output.write_text(text)
     print(text)
     return 0
