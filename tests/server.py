@@ -67,7 +67,7 @@ def stop(process: subprocess.Popen, seconds: float = 20) -> int:
 def running(models_dir: Path, log: Path, **settings: str) -> Iterator[str]:
     process, url = start(models_dir, log, **settings)
     try:
-        wait_until_healthy(process, url, log)
+        wait_until_healthy(process, url, log, workers=int(settings.get("WORKERS", 2)))
         yield url
     finally:
         stop(process)
