@@ -39,7 +39,7 @@ RUN python3 -m venv /opt/venv \
 ENV PATH=/opt/venv/bin:$PATH
 COPY app/ app/
 COPY data/ data/
-COPY train.py wsgi.py gunicorn.conf.py ./
+COPY train.py manage.py wsgi.py gunicorn.conf.py ./
 # The default model, so the image serves without anything mounted (~45 s on 2 cores).
 RUN python3 train.py --quiet \
  && python3 -c "import wsgi"
@@ -58,7 +58,7 @@ COPY --from=builder /opt/venv /opt/venv
 # The code stays root-owned, so the service cannot change it.
 COPY --from=builder /app/app app/
 COPY --from=builder /app/data data/
-COPY --from=builder /app/train.py /app/wsgi.py /app/gunicorn.conf.py ./
+COPY --from=builder /app/train.py /app/manage.py /app/wsgi.py /app/gunicorn.conf.py ./
 # The models are owned by the service's user, so `docker run ... python3 train.py` can add versions;
 # mount a directory over /app/models (read-only is fine) to serve other models instead.
 COPY --from=builder --chown=10001:10001 /app/models models/
