@@ -1,19 +1,37 @@
-"""Operate on published models: import one fitted elsewhere, list versions, pin, roll back, unpin.
+"""Operate on published models: import, list versions, pin, roll back, unpin, delete; here or on a server.
 
     python manage.py import MODEL_FILE --name NAME [--sample CSV] [--target COLUMN] [--features A,B,...] [--trust TYPE]
     python manage.py keygen PRIVATE_KEY PUBLIC_KEY   # an Ed25519 key pair for signed versions
     python manage.py score --model NAME[:VERSION] INPUT OUTPUT [--engine local|spark] [--master URL]
                            [--id-column COL] [--errors PATH]   # score a CSV or Parquet file
     python manage.py worker [--burst]       # run the RQ worker for training jobs (JOBS_QUEUE_URL)
-    python manage.py versions [NAME]
-    python manage.py pin [NAME] VERSION   # serve VERSION by default (after a reload)
-    python manage.py rollback [NAME]      # pin the version before the one served now
-    python manage.py unpin [NAME]         # serve the newest version again
+    python manage.py [--url URL [--key-file PATH]] versions [NAME]
+    python manage.py [--url URL [--key-file PATH]] pin [NAME] VERSION   # serve VERSION by default
+    python manage.py [--url URL [--key-file PATH]] rollback [NAME]      # serve the version served before
+    python manage.py [--url URL [--key-file PATH]] delete [NAME] VERSION  # remove a version that is not served
+    python manage.py unpin [NAME]         # serve the newest version again (here only)
+    python manage.py --url URL push FOLDER [--name NAME] [--promote]    # upload a version folder
+    python manage.py --url URL train --data CSV --target COL [--test-data CSV] [--columns JSON]
+                     [--estimator E] [--task T] [--test-size F] [--folds N] [--seed N] [--scoring S]
+                     [--drop COL]... [--promote if-better|always|never] [--name NAME] [--wait]
+    python manage.py --url URL job ID     # a training job's state, progress and result
 
-A pin is a file beside the versions (models/NAME/pinned), so it survives restarts and every
-server reading the folder agrees. A running server picks it up on reload (make reload, which
-sends HUP to gunicorn). MODEL_VERSION in the environment, when set, still wins for the default
-model. NAME defaults to DEFAULT_MODEL, the folder to MODELS_DIR (app/config.py reads both).
+Without --url the commands act on the folder (MODELS_DIR) through app/model/lifecycle.py, the
+rules the admin API uses too. A pin is a file beside the versions (models/NAME/pinned), so it
+survives restarts and every server reading the folder agrees; each change is noted in
+models/NAME/history.jsonl, which is how rollback knows the version served before. A running server
+picks local changes up on reload (make reload, which sends HUP to gunicorn). MODEL_VERSION in the
+environment, when set, pins the default model and refuses pins and rollbacks of it. NAME defaults
+to DEFAULT_MODEL, the folder to MODELS_DIR (app/config.py reads both).
+
+With --url URL (e.g. http://127.0.0.1:8000) the commands act on that server through its admin API,
+which reloads its workers itself. The admin key (one of the server's ADMIN_API_KEYS) is read from
+the file --key-file names, else from the environment variable ADMIN_API_KEY; it is sent as
+``Authorization: Bearer`` and never printed. ``versions`` takes a prediction key too. ``push``
+uploads a version folder (model.skops, metadata.json and signature.json when present), not served
+until pinned unless --promote; ``train`` uploads a CSV and retrains there in a job (with --wait:
+follows it, progress on stderr, exit code 0 when it succeeds, 1 when it fails). ``unpin`` and the
+local-only commands (import, keygen, score, worker) refuse --url.
 
 ``import`` publishes a fitted estimator or Pipeline saved with joblib, pickle or skops as the next
 version of NAME (app/model/importing.py); unpickling runs the file's code, so import only files
@@ -29,21 +47,41 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
+import os
+import secrets
 import shlex
 import signal
+import socket
 import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
 
 from app import config
-from app.model import artifacts
-from app.model.registry import default_version
 from app.model.signing import SigningError, generate_key_pair
 
+if TYPE_CHECKING:
+    from app.model import lifecycle
 
-def served_version(models_dir: str, name: str, settings: dict) -> int | None:
-    """What a server reading this folder serves by default: the registry's rule, from the files."""
-    return default_version(name, artifacts.list_versions(models_dir, name), artifacts.read_pin(models_dir, name),
-                           settings["DEFAULT_MODEL"], settings["MODEL_VERSION"])
+ADMIN_KEY_VARIABLE = "ADMIN_API_KEY"
+LOCAL_ONLY = ("import", "keygen", "score", "worker")
+REMOTE_ONLY = ("push", "train", "job")
+TIMEOUT = 60  # seconds for one request (an upload is checked and dry-run before the answer)
+POLL_INTERVAL = 1.0  # seconds between GET /jobs/<id> with train --wait
+CHUNK = 1 << 16
+# app/model/uploads.py's PARTS: the upload's parts and their files, named here so that the --url
+# commands do not import scikit-learn (app/model/artifacts.py does; a test checks they agree)
+UPLOAD_PARTS = {"model": "model.skops", "metadata": "metadata.json", "signature": "signature.json"}
+
+
+def local_settings(args: argparse.Namespace, settings: dict) -> lifecycle.Settings:
+    from app.model import lifecycle
+
+    return lifecycle.Settings(Path(args.models_dir), settings["DEFAULT_MODEL"], settings["MODEL_VERSION"])
 
 
 class CommandError(Exception):
@@ -60,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def import_model(args: argparse.Namespace, argv: list[str], settings: dict) -> int:
+    from app.model import artifacts
     from app.model.importing import ImportRefused, import_file
 
     features = [f for f in args.features.split(",")] if args.features is not None else None
@@ -95,6 +134,7 @@ def keygen(args: argparse.Namespace) -> int:
 
 
 def score(args: argparse.Namespace, settings: dict) -> int:
+    from app.model import artifacts, lifecycle
     from app.model.errors import InvalidInput
     from app.model.registry import load_version
     from app.scoring.files import FileError, TableSource, output_format
@@ -115,7 +155,8 @@ def score(args: argparse.Namespace, settings: dict) -> int:
         if args.engine == "local":
             source = TableSource(args.input)  # refuse a missing or unreadable input before loading the model
         versions = artifacts.list_versions(args.models_dir, name)
-        version = int(version_text) if version_text else served_version(args.models_dir, name, settings)
+        version = (int(version_text) if version_text
+                   else lifecycle.served_version(local_settings(args, settings), name))
         if version is None or version not in versions:
             raise CommandError(f"model {name!r} has no version {version}; its versions: {versions}" if versions
                                else f"no versions of {name!r} in {args.models_dir}/")
@@ -180,6 +221,299 @@ def progress_bar(quiet: bool):
         yield bar.update
 
 
+# ---- the lifecycle, here: app/model/lifecycle.py on the folder ------------------------------------
+def local_lifecycle(args: argparse.Namespace, settings: dict) -> int:
+    from app.model import artifacts, lifecycle
+    from app.model.errors import LifecycleConflict, ModelNotFound
+
+    where = local_settings(args, settings)
+    try:
+        artifacts.check_name(args.name)
+        versions = artifacts.list_versions(where.models_dir, args.name)
+        if not versions:  # checked first: the lifecycle's lock would make the model's folder
+            raise CommandError(f"no versions of {args.name!r} in {args.models_dir}/")
+        if args.command == "versions":
+            current = lifecycle.served_version(where, args.name)
+            pinned = artifacts.read_pin(where.models_dir, args.name)
+            for version in versions:
+                marks = [m for m, on in (("default", version == current), ("pinned", version == pinned)) if on]
+                print(f"{args.name} {version}{'  (' + ', '.join(marks) + ')' if marks else ''}")
+            return 0
+        if args.command == "unpin":
+            change = lifecycle.unpin(where, args.name)
+            print(f"{args.name}: unpinned; the newest version, {change.version}, is the default after a reload")
+            configured_note(args.name, settings)
+            return 0
+        if args.command == "delete":
+            change = lifecycle.delete(where, args.name, args.version)
+            print(f"{args.name}: version {change.version} deleted (version {change.previous} stays the default)")
+            return 0
+        if args.command == "pin":
+            change = lifecycle.promote(where, args.name, args.version)
+        else:
+            change = lifecycle.rollback(where, args.name)
+        print(f"{args.name}: pinned to version {change.version} (was {change.previous}); run make reload to serve it")
+        return 0
+    except (LifecycleConflict, ModelNotFound, artifacts.ArtifactError, ValueError) as exc:
+        raise CommandError(str(exc)) from None
+    except OSError as exc:
+        raise CommandError(f"{exc.strerror or exc}: {exc.filename or args.models_dir}") from None
+
+
+def configured_note(name: str, settings: dict) -> None:
+    if settings["MODEL_VERSION"] is not None and name == settings["DEFAULT_MODEL"]:
+        print("note: MODEL_VERSION is set in this environment and wins over the pin for the default model",
+              file=sys.stderr)
+
+
+# ---- the lifecycle on a server: its admin API ----------------------------------------------------
+class Server:
+    """The admin API at ``url`` over urllib; every failure is a CommandError of one line."""
+
+    def __init__(self, url: str, key: str | None):
+        parsed = urllib.parse.urlsplit(url)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise CommandError(f"--url {url}: give the server's address, as in http://127.0.0.1:8000")
+        self.url = url.rstrip("/")
+        self.key = key
+
+    def call(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None,
+             expect: tuple[int, ...] = (200,)) -> dict[str, Any]:
+        """The JSON answer to one request; ``body`` is bytes, an iterable of bytes (with a
+        Content-Length in ``headers``) or a dict sent as JSON."""
+        headers = {"Accept": "application/json, application/problem+json", **(headers or {})}
+        if isinstance(body, dict):
+            body = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        if self.key:
+            headers["Authorization"] = f"Bearer {self.key}"
+        where = self.url + path
+        request = urllib.request.Request(where, data=body, headers=headers, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+                status, text = response.status, response.read()
+        except urllib.error.HTTPError as exc:
+            with exc:
+                status, text = exc.code, exc.read()
+        except urllib.error.URLError as exc:
+            reason = exc.reason.strerror if isinstance(exc.reason, OSError) and exc.reason.strerror else exc.reason
+            if isinstance(exc.reason, (TimeoutError, socket.timeout)):
+                reason = f"no answer within {TIMEOUT} s"
+            raise CommandError(f"cannot reach {self.url}: {reason}") from None
+        except (TimeoutError, socket.timeout):
+            raise CommandError(f"{method} {where}: no answer within {TIMEOUT} s") from None
+        except (ConnectionError, OSError) as exc:  # reset or closed mid-answer
+            raise CommandError(f"{method} {where}: {exc.strerror or exc}") from None
+        try:
+            answer = json.loads(text)
+        except (ValueError, UnicodeDecodeError):
+            answer = None
+        if status not in expect:
+            raise CommandError(self.refusal(method, where, status, answer, text))
+        if not isinstance(answer, dict):
+            raise CommandError(f"{method} {where} answered {status} without JSON "
+                               f"({text[:60].decode(errors='replace')!r}); is --url the model server?")
+        return answer
+
+    def refusal(self, method: str, where: str, status: int, answer: Any, text: bytes) -> str:
+        if not isinstance(answer, dict) or not isinstance(answer.get("detail"), str):
+            return (f"{method} {where} answered {status} without a problem document "
+                    f"({text[:60].decode(errors='replace')!r}); is --url the model server?")
+        line = f"{status} {answer.get('title') or ''}: {answer['detail']}".replace(" :", ":")
+        items = [e for e in answer.get("errors") or [] if isinstance(e, dict)]
+        if items:
+            line += ": " + "; ".join(f"{e['field'] + ': ' if e.get('field') else ''}{e.get('problem')}"
+                                     for e in items)
+        if status == 401 and not self.key:
+            line += f" (no admin key given: set {ADMIN_KEY_VARIABLE} or --key-file)"
+        return " ".join(line.split())
+
+
+def admin_key(key_file: str | None) -> str | None:
+    if key_file:
+        try:
+            text = Path(key_file).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise CommandError(f"--key-file {key_file}: {exc.strerror or exc}") from None
+        except UnicodeDecodeError:
+            raise CommandError(f"--key-file {key_file}: not a text file") from None
+        key = text.strip()
+        if not key or len(key.split()) != 1:
+            raise CommandError(f"--key-file {key_file}: expected one key on one line")
+        return key
+    return os.environ.get(ADMIN_KEY_VARIABLE, "").strip() or None
+
+
+def quoted(name: str) -> str:
+    return urllib.parse.quote(name, safe="")
+
+
+class Multipart:
+    """A multipart/form-data body streamed from files (never read whole), with its length known."""
+
+    def __init__(self, fields: list[tuple[str, str]], files: list[tuple[str, Path, str]]):
+        self.boundary = "manage-py-" + secrets.token_hex(16)
+        self.pieces: list[bytes | Path] = []
+        for name, value in fields:
+            self.pieces.append(self.head(name, None, None) + value.encode() + b"\r\n")
+        for name, path, content_type in files:
+            self.pieces += [self.head(name, path.name, content_type), path, b"\r\n"]
+        self.pieces.append(f"--{self.boundary}--\r\n".encode())
+
+    def head(self, name: str, filename: str | None, content_type: str | None) -> bytes:
+        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+        lines = [f"--{self.boundary}", f"Content-Disposition: {disposition}"]
+        if content_type:
+            lines.append(f"Content-Type: {content_type}")
+        return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+    @property
+    def headers(self) -> dict[str, str]:
+        length = sum(p.stat().st_size if isinstance(p, Path) else len(p) for p in self.pieces)
+        return {"Content-Type": f"multipart/form-data; boundary={self.boundary}", "Content-Length": str(length)}
+
+    def __iter__(self) -> Iterator[bytes]:
+        for piece in self.pieces:
+            if isinstance(piece, Path):
+                with open(piece, "rb") as stream:
+                    while chunk := stream.read(CHUNK):
+                        yield chunk
+            else:
+                yield piece
+
+
+def readable(path: str, option: str) -> Path:
+    found = Path(path)
+    if not found.is_file():
+        raise CommandError(f"{option} {path}: no such file")
+    try:
+        with open(found, "rb"):
+            pass
+    except OSError as exc:
+        raise CommandError(f"{option} {path}: {exc.strerror or exc}") from None
+    return found
+
+
+def remote(args: argparse.Namespace, settings: dict) -> int:
+    server = Server(args.url, admin_key(args.key_file))
+    if args.command == "job":
+        return show_job(server, args.id, server.call("GET", f"/jobs/{quoted(args.id)}"))
+    if args.command == "push":
+        return push(server, args)
+    if args.command == "train":
+        return train_remote(server, args)
+    name = quoted(args.name)
+    if args.command == "versions":
+        model = server.call("GET", f"/models/{name}")
+        versions, default = model.get("versions") or [], model.get("default_version")
+        for version in versions:
+            print(f"{args.name} {version}{'  (default)' if version == default else ''}")
+        return 0
+    if args.command == "pin":
+        change = server.call("POST", f"/models/{name}/promote", {"version": args.version})
+        print(f"{args.name}: serving version {change['version']} (was {change['previous']}) on {server.url}")
+    elif args.command == "rollback":
+        change = server.call("POST", f"/models/{name}/rollback")
+        print(f"{args.name}: rolled back to version {change['version']} (was {change['previous']}) on {server.url}")
+    else:
+        change = server.call("DELETE", f"/models/{name}/versions/{args.version}")
+        print(f"{args.name}: version {change['version']} deleted on {server.url} "
+              f"(version {change['previous']} stays the default)")
+    return 0
+
+
+def push(server: Server, args: argparse.Namespace) -> int:
+    folder = Path(args.folder)
+    if not folder.is_dir():
+        raise CommandError(f"{args.folder}: no such folder; give a version's folder, as in models/NAME/3")
+    parts = [(part, folder / filename) for part, filename in UPLOAD_PARTS.items()]
+    missing = [path.name for part, path in parts[:2] if not path.is_file()]
+    if missing:
+        raise CommandError(f"{args.folder} has no {' or '.join(missing)}; give a version's folder, "
+                           "as in models/NAME/3")
+    name = args.name
+    if name is None:
+        metadata = folder / UPLOAD_PARTS["metadata"]
+        try:
+            name = json.loads(metadata.read_text(encoding="utf-8"))["name"]
+        except (OSError, ValueError, KeyError, TypeError):
+            raise CommandError(f"{metadata} names no model; give --name") from None
+        if not isinstance(name, str):
+            raise CommandError(f"{metadata} names no model; give --name")
+    files = [(part, readable(str(path), part), "application/octet-stream" if part == "model" else "application/json")
+             for part, path in parts if path.is_file()]
+    body = Multipart([], files)
+    query = "?promote=true" if args.promote else ""
+    answer = server.call("POST", f"/models/{quoted(name)}/versions{query}", body, body.headers, expect=(201,))
+    version = answer["version"]
+    if answer.get("promoted"):
+        print(f"{name}: version {version} uploaded and served on {server.url}")
+    else:
+        print(f"{name}: version {version} uploaded (not served; promote it with manage.py --url {server.url} "
+              f"pin {name} {version})")
+    return 0
+
+
+def train_remote(server: Server, args: argparse.Namespace) -> int:
+    fields = [(option, str(value)) for option, value in
+              (("target", args.target), ("task", args.task), ("estimator", args.estimator),
+               ("test_size", args.test_size), ("folds", args.folds), ("seed", args.seed),
+               ("scoring", args.scoring), ("promote", args.promote)) if value is not None]
+    fields += [("drop", column) for column in args.drop]
+    files = [(part, readable(path, option), content_type) for part, path, option, content_type in
+             (("data", args.data, "--data", "text/csv"), ("test_data", args.test_data, "--test-data", "text/csv"),
+              ("columns", args.columns, "--columns", "application/json")) if path is not None]
+    body = Multipart(fields, files)
+    job = server.call("POST", f"/models/{quoted(args.name)}/train", body, body.headers, expect=(202,))
+    if not args.wait:
+        print(f"{args.name}: training job {job['id']} queued; follow it with manage.py --url {server.url} "
+              f"job {job['id']}")
+        return 0
+    print(f"{args.name}: training job {job['id']} queued", file=sys.stderr)
+    shown = None
+    while True:
+        state = server.call("GET", f"/jobs/{quoted(job['id'])}")
+        if state.get("state") in ("succeeded", "failed"):
+            return show_job(server, job["id"], state)
+        line = progress_line(state)
+        if line != shown:
+            print(f"job {job['id']}: {line}", file=sys.stderr)
+            shown = line
+        time.sleep(POLL_INTERVAL)
+
+
+def progress_line(state: dict[str, Any]) -> str:
+    progress = state.get("progress") or {}
+    fraction = progress.get("fraction")
+    percent = f" ({fraction:.0%})" if isinstance(fraction, (int, float)) else ""
+    return f"{state.get('state')}: {progress.get('step') or 'waiting'}{percent}"
+
+
+def show_job(server: Server, job_id: str, state: dict[str, Any]) -> int:
+    """The job's state in one line: exit code 0, 1 when it failed."""
+    if state.get("state") == "failed":
+        print(f"error: training job {job_id} for {state.get('name')} failed: {state.get('error')}", file=sys.stderr)
+        return 1
+    if state.get("state") != "succeeded" or not isinstance(state.get("result"), dict):
+        print(f"{state.get('name')}: training job {job_id} {progress_line(state)}")
+        return 0
+    result = state["result"]
+    metrics = result.get("test_metrics") or {}
+    shown = ", ".join(f"{k} {metrics[k]:.4g}" for k in ("accuracy", "roc_auc", "rmse", "mae", "r2")
+                      if isinstance(metrics.get(k), (int, float)))
+    print(f"{result.get('name')}: version {result.get('version')} trained"
+          f"{' (' + shown + ')' if shown else ''}; {result.get('reason')}; "
+          f"version {result.get('served_version')} is served")
+    return 0
+
+
+# ---- the command line ----------------------------------------------------------------------------
+def name_and_version(words: list[str], default_name: str, parser: argparse.ArgumentParser) -> tuple[str, int]:
+    if len(words) > 2 or not words[-1].isascii() or not words[-1].isdigit():
+        parser.error("give the version as a whole number, optionally after the model's name")
+    return (words[0] if len(words) == 2 else default_name), int(words[-1])
+
+
 def run(argv: list[str]) -> int:
     try:
         settings = config.load()
@@ -187,12 +521,35 @@ def run(argv: list[str]) -> int:
         raise CommandError(str(exc)) from None
     parser = argparse.ArgumentParser(prog="manage.py", description=__doc__.splitlines()[0])
     parser.add_argument("--models-dir", default=settings["MODELS_DIR"])
+    parser.add_argument("--url", metavar="URL", help="act on this server through its admin API "
+                                                     "(versions, pin, rollback, delete, push, train, job)")
+    parser.add_argument("--key-file", metavar="PATH", help=f"a file holding the admin key (default: the "
+                                                           f"environment variable {ADMIN_KEY_VARIABLE})")
     commands = parser.add_subparsers(dest="command", required=True)
     default_name = settings["DEFAULT_MODEL"]
     for command in ("versions", "rollback", "unpin"):
         commands.add_parser(command).add_argument("name", nargs="?", default=default_name)
-    pin = commands.add_parser("pin", usage="manage.py pin [NAME] VERSION")
-    pin.add_argument("words", nargs="+", metavar="[NAME] VERSION")
+    with_version = {}
+    for command in ("pin", "delete"):
+        with_version[command] = commands.add_parser(command, usage=f"manage.py {command} [NAME] VERSION")
+        with_version[command].add_argument("words", nargs="+", metavar="[NAME] VERSION")
+    pushes = commands.add_parser("push", help="upload a version folder to --url (model.skops, metadata.json, "
+                                              "signature.json)")
+    pushes.add_argument("folder", metavar="FOLDER", help="a version's folder, as in models/pima-diabetes/3")
+    pushes.add_argument("--name", help="the model to add it to (default: the name in its metadata.json)")
+    pushes.add_argument("--promote", action="store_true", help="serve it at once")
+    trains = commands.add_parser("train", help="retrain on --url's server from a CSV, in a job")
+    trains.add_argument("--data", required=True, metavar="CSV")
+    trains.add_argument("--target", required=True, metavar="COL")
+    trains.add_argument("--test-data", metavar="CSV")
+    trains.add_argument("--columns", metavar="JSON")
+    for option in ("estimator", "task", "test-size", "folds", "seed", "scoring"):
+        trains.add_argument(f"--{option}")
+    trains.add_argument("--drop", action="append", default=[], metavar="COL")
+    trains.add_argument("--promote", choices=("if-better", "always", "never"))
+    trains.add_argument("--name", default=default_name)
+    trains.add_argument("--wait", action="store_true", help="follow the job until it ends")
+    commands.add_parser("job", help="a training job's state on --url's server").add_argument("id", metavar="ID")
     imports = commands.add_parser("import", help="publish a model fitted elsewhere (joblib, pickle or skops file)")
     imports.add_argument("model_file", metavar="MODEL_FILE")
     imports.add_argument("--name", required=True, help="the model's name; the file becomes its next version")
@@ -222,6 +579,18 @@ def run(argv: list[str]) -> int:
     workers = commands.add_parser("worker", help="run an RQ worker for the admin API's training jobs (JOBS_QUEUE_URL)")
     workers.add_argument("--burst", action="store_true", help="stop once the queue is empty")
     args = parser.parse_args(argv)
+    if args.command in with_version:
+        args.name, args.version = name_and_version(args.words, default_name, with_version[args.command])
+    if args.url is not None:
+        if args.command in LOCAL_ONLY:
+            raise CommandError(f"{args.command} works on this machine's files only; drop --url")
+        if args.command == "unpin":
+            raise CommandError(f"unpin has no admin API; pin the version to serve instead: manage.py --url "
+                               f"{args.url} pin {args.name} VERSION")
+        return remote(args, settings)
+    if args.command in REMOTE_ONLY:
+        raise CommandError(f"{args.command} acts on a server: give its address with --url, as in "
+                           f"manage.py --url http://127.0.0.1:8000 {args.command} ...")
     if args.command == "worker":
         return worker(args, settings)
     if args.command == "score":
@@ -230,44 +599,7 @@ def run(argv: list[str]) -> int:
         return import_model(args, argv, settings)
     if args.command == "keygen":
         return keygen(args)
-    if args.command == "pin":
-        if len(args.words) > 2 or not args.words[-1].isascii() or not args.words[-1].isdigit():
-            pin.error("give the version as a whole number, optionally after the model's name")
-        args.name, args.version = (args.words[0] if len(args.words) == 2 else default_name), int(args.words[-1])
-
-    try:
-        artifacts.check_name(args.name)
-        versions = artifacts.list_versions(args.models_dir, args.name)
-        if not versions:
-            raise CommandError(f"no versions of {args.name!r} in {args.models_dir}/")
-        current = served_version(args.models_dir, args.name, settings)
-        if args.command == "versions":
-            pinned = artifacts.read_pin(args.models_dir, args.name)
-            for version in versions:
-                marks = [m for m, on in (("default", version == current), ("pinned", version == pinned)) if on]
-                print(f"{args.name} {version}{'  (' + ', '.join(marks) + ')' if marks else ''}")
-            return 0
-        if args.command == "unpin":
-            artifacts.write_pin(args.models_dir, args.name, None)
-            print(f"{args.name}: unpinned; the newest version, {versions[-1]}, is the default after a reload")
-            return 0
-        if args.command == "pin":
-            target = args.version
-            if target not in versions:
-                raise CommandError(f"{args.name} has no version {target}; its versions: {versions}")
-        else:
-            older = [v for v in versions if v < (current or 0)]
-            if not older:
-                raise CommandError(f"{args.name} {current} is the oldest version; nothing to roll back to")
-            target = older[-1]
-        artifacts.write_pin(args.models_dir, args.name, target)
-        print(f"{args.name}: pinned to version {target} (was {current}); run make reload to serve it")
-        if settings["MODEL_VERSION"] is not None and args.name == default_name:
-            print("note: MODEL_VERSION is set in this environment and wins over the pin for the default model",
-                  file=sys.stderr)
-        return 0
-    except (artifacts.ArtifactError, ValueError) as exc:
-        raise CommandError(str(exc)) from None
+    return local_lifecycle(args, settings)
 
 
 if __name__ == "__main__":

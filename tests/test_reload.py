@@ -115,6 +115,9 @@ def test_a_bad_new_state_is_refused_on_reload_and_the_old_version_keeps_serving(
     assert client.post("/predict", json=RECORD).status_code == 200
 
 
+NOTHING_OLDER = "is the oldest version and was not promoted from another; nothing to roll back to"
+
+
 def manage(models: Path, env: dict, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "manage.py", "--models-dir", str(models), *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=60)
@@ -136,7 +139,7 @@ def test_manage_lists_pins_rolls_back_and_unpins(models_copy, second_version, en
     assert reload_models(app) is None and served(client)[0] == 1
 
     again = manage(models_copy, env_without_settings, "rollback")
-    assert again.returncode != 0 and "is the oldest version; nothing to roll back to" in again.stderr
+    assert again.returncode == 2 and NOTHING_OLDER in again.stderr
     assert artifacts.read_pin(models_copy, PIMA) == 1
 
     pinned = manage(models_copy, env_without_settings, "pin", PIMA, "2")
@@ -160,7 +163,7 @@ def garbage_pin_file(models: Path) -> None:
 MANAGE_CASES = [
     # id, prepare a copy holding version 1 only, arguments, words in the error (None: succeeds), pin afterwards
     ("versions-marks-the-pin", pinned_to_1, ("versions",), None, 1),
-    ("rollback-from-the-only-version", None, ("rollback",), "is the oldest version; nothing to roll back to", None),
+    ("rollback-from-the-only-version", None, ("rollback",), NOTHING_OLDER, None),
     ("pin-a-missing-version", None, ("pin", PIMA, "9"), "has no version 9", None),
     ("unknown-model", None, ("versions", "no-such-model"), "no versions of 'no-such-model'", None),
     ("path-in-the-name", None, ("rollback", "../escape"), "invalid model name", None),
