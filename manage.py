@@ -535,7 +535,7 @@ def run(argv: list[str]) -> int:
         with_version[command].add_argument("words", nargs="+", metavar="[NAME] VERSION")
     pushes = commands.add_parser("push", help="upload a version folder to --url (model.skops, metadata.json, "
                                               "signature.json)")
-    pushes.add_argument("folder", metavar="FOLDER", help="a version's folder, as in models/pima-diabetes/3")
+    pushes.add_argument("folder", metavar="FOLDER", help="a version's folder, as in models/NAME/3")
     pushes.add_argument("--name", help="the model to add it to (default: the name in its metadata.json)")
     pushes.add_argument("--promote", action="store_true", help="serve it at once")
     trains = commands.add_parser("train", help="retrain on --url's server from a CSV, in a job")

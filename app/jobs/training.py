@@ -161,6 +161,7 @@ def _train_and_decide(folder: Path, spec: dict[str, Any]) -> dict[str, Any]:
     name = spec["name"]
     chosen = spec["options"]
     where = lifecycle.Settings(models_dir, spec["default_model"], spec["model_version"])
+    (models_dir / name).mkdir(exist_ok=True)  # a new model's first version
     with lifecycle.locked(where, name):
         lifecycle.keep_serving(where, name)  # the new version is not served until this job says so
     served = lifecycle.served_version(where, name) if artifacts.list_versions(models_dir, name) else None

@@ -65,7 +65,8 @@ def served_version(settings: Settings, name: str) -> int | None:
 def locked(settings: Settings, name: str) -> Iterator[None]:
     """One change to a model at a time, across workers, processes and (on a shared volume) hosts."""
     folder = settings.models_dir / artifacts.check_name(name)
-    folder.mkdir(parents=True, exist_ok=True)
+    if not folder.is_dir():  # no lock file for a mistyped name: nothing to change there
+        raise ModelNotFound(f"no model named {name!r} in {settings.models_dir}/")
     with open(folder / LOCK_FILE, "a+b") as handle:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
         try:
