@@ -21,7 +21,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -106,13 +105,9 @@ class Server:
         return max(found) if found else None
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
+        from bench.run import stop_process
+
+        stop_process(self.process)
         self.reader.join(timeout=5)
 
 
@@ -161,6 +156,17 @@ def promote(url: str, version: int) -> None:
     answer = requests.post(f"{url}/models/{DEFAULT_MODEL_NAME}/promote", json={"version": version},
                            headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=30)
     assert answer.status_code == 200, f"promote {version}: HTTP {answer.status_code} {answer.text[:500]}"
+
+
+def alternate(admin_url: str, load: Load, current: int, rounds: int, watched: Server) -> tuple[list[dict], int]:
+    """``rounds`` promotions through ``admin_url``, alternating between versions 1 and 2, starting
+    from ``current``; each round watched on ``watched``. Returns them and the version served last."""
+    done = []
+    for _ in range(rounds):
+        new = 2 if current == 1 else 1
+        done.append(one_round(admin_url, load, current, new, watched))
+        current = new
+    return done, current
 
 
 def one_round(admin_url: str, load: Load, old: int, new: int, watched: Server) -> dict:
@@ -250,11 +256,7 @@ def measure(source_models: Path) -> dict:
                 warm = load.since(0)
                 warm_dropped = sum(not ok for _, _, ok, _ in warm)
                 steady = steady_figures(warm)
-                rounds, current = [], 1
-                for _ in range(ROUNDS_ONE_SERVER):
-                    new = 2 if current == 1 else 1
-                    rounds.append(one_round(server.url, load, current, new, server))
-                    current = new
+                rounds, current = alternate(server.url, load, 1, ROUNDS_ONE_SERVER, server)
             finally:
                 load.stop()
             results["one_server"] = rounds
@@ -273,11 +275,7 @@ def measure(source_models: Path) -> dict:
             try:
                 time.sleep(1.0)
                 steady = steady_figures(load.since(0))
-                rounds = []
-                for _ in range(ROUNDS_REPLICAS):
-                    new = 2 if current == 1 else 1
-                    rounds.append(one_round(a.url, load, current, new, b))
-                    current = new
+                rounds, current = alternate(a.url, load, current, ROUNDS_REPLICAS, b)
             finally:
                 load.stop()
             results["replicas"] = rounds

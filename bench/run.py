@@ -106,12 +106,7 @@ class Server:
         return [int(pid) for pid in children]
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        stop_process(self.process)
         os.unlink(self.log.name)
 
     def __enter__(self) -> "Server":
@@ -122,6 +117,17 @@ class Server:
 
 
 # ---- measuring --------------------------------------------------------------------------------
+def stop_process(process: subprocess.Popen) -> None:
+    """TERM a server we started (gunicorn stops gracefully), KILL it after 30 s."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
 def duration_ms(text: str) -> float:
     value, unit = re.match(r"([\d.]+)(us|ms|s|m)", text).groups()
     return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}[unit]

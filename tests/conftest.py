@@ -55,6 +55,26 @@ def models_dir(default_training, tmp_path_factory) -> Path:
 
 
 @pytest.fixture
+def models_copy(models_dir, tmp_path) -> Path:
+    """A private copy of the session's models, for tests that change them (reloads, the admin API, jobs)."""
+    copy = tmp_path / "models"
+    shutil.copytree(models_dir, copy)
+    return copy
+
+
+@pytest.fixture(scope="session")
+def logreg_version(models_dir, tmp_path_factory) -> Path:
+    """A logistic-regression version 2 of the default model, trained once, in a folder of its own
+    beside a copy of version 1 (to copy in, or to push)."""
+    folder = tmp_path_factory.mktemp("logreg")
+    shutil.copytree(models_dir / PIMA / "1", folder / PIMA / "1")
+    result = train(TrainingOptions(data=ROOT / "data" / "training.csv", test_data=ROOT / "data" / "test.csv",
+                                   target="Outcome", name=PIMA, estimator="logreg", folds=3, models_dir=folder))
+    assert result.artifact.version == 2
+    return result.artifact.path
+
+
+@pytest.fixture
 def app(models_dir):
     return create_app({"TESTING": True, "MODELS_DIR": str(models_dir)})
 

@@ -9,7 +9,6 @@ few seconds: two gunicorn starts and a small grid search on data/training.csv.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -25,13 +24,12 @@ import requests
 from app.model import artifacts
 from tests import server
 from tests.conftest import PIMA
-from tests.records import RECORD
-from tests.tools import apt_install
+from tests.records import ADMIN_KEY, RECORD
+from tests.tools import redis_server
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parent.parent
-ADMIN_KEY = "admin-key-Jq7Rt2Xw9Lm4Pz8Vb3Nc"
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
 TRAINING_CSV = (ROOT / "data" / "training.csv").read_bytes()
 QUICK = {"target": "Outcome", "estimator": "logreg", "folds": "2", "promote": "always"}  # ~2 s
@@ -40,34 +38,9 @@ SLOW = {"target": "Outcome", "estimator": "rf", "folds": "20", "promote": "alway
 
 @pytest.fixture
 def queue_url(tmp_path) -> Iterator[str]:
-    """A redis-server of its own on a free port; the jobs' queue in its database 1, as deployed."""
-    binary = apt_install("redis-server")
-    port = server.free_port()
-    process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                                "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    url = f"redis://127.0.0.1:{port}/1"
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                redis.Redis.from_url(url).ping()
-                break
-            except redis.ConnectionError:
-                assert time.monotonic() < deadline, "redis-server did not start"
-                assert process.poll() is None, f"redis-server exited with {process.returncode}"
-                time.sleep(0.1)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
-@pytest.fixture
-def models(models_dir, tmp_path) -> Path:
-    """A copy of the session's models that the jobs here may change."""
-    copy = tmp_path / "models"
-    shutil.copytree(models_dir, copy)
-    return copy
+    """A redis-server of its own; the jobs' queue in its database 1, as deployed."""
+    with redis_server(tmp_path) as url:
+        yield f"{url}/1"
 
 
 def settings(queue: str) -> dict[str, str]:
@@ -137,30 +110,30 @@ def finished(url: str, job_id: str, seconds: float, log: Path) -> dict:
                     lambda: (found := job(url, job_id))["state"] in ("succeeded", "failed") and found, log)
 
 
-def test_a_training_job_runs_on_the_rq_worker_and_every_replica_serves_its_version(models, queue_url, tmp_path):
+def test_a_training_job_runs_on_the_rq_worker_and_every_replica_serves_its_version(models_copy, queue_url, tmp_path):
     logs = {name: tmp_path / f"{name}.log" for name in ("server-a", "server-b", "worker")}
     with ExitStack() as stack:
-        first, second = (stack.enter_context(server.running(models, logs[name], **settings(queue_url)))
+        first, second = (stack.enter_context(server.running(models_copy, logs[name], **settings(queue_url)))
                          for name in ("server-a", "server-b"))
         before = served_version(first)
         assert served_version(second) == before
-        versions = artifacts.list_versions(models, PIMA)
+        versions = artifacts.list_versions(models_copy, PIMA)
 
         job_id = submit(first, QUICK)
         # Without a worker nothing takes it; either replica reads its state from the shared folder.
         time.sleep(1.5)
         assert job(second, job_id)["state"] == "queued"
-        assert artifacts.list_versions(models, PIMA) == versions
+        assert artifacts.list_versions(models_copy, PIMA) == versions
 
         started = time.monotonic()
-        stack.enter_context(worker(models, queue_url, logs["worker"]))
+        stack.enter_context(worker(models_copy, queue_url, logs["worker"]))
         ended = finished(second, job_id, 120, logs["worker"])
         assert ended["state"] == "succeeded", ended
         trained = time.monotonic() - started
         result = ended["result"]
         assert result["version"] == max(versions) + 1 and result["promoted"] is True, result
         assert result["served_version"] == result["version"]
-        assert artifacts.list_versions(models, PIMA) == [*versions, result["version"]]
+        assert artifacts.list_versions(models_copy, PIMA) == [*versions, result["version"]]
 
         # The worker cannot HUP the servers: each sees the folder change within its poll interval.
         for url in (first, second):
@@ -172,15 +145,15 @@ def test_a_training_job_runs_on_the_rq_worker_and_every_replica_serves_its_versi
     print(f"trained on the worker in {trained:.1f} s; both replicas served it {noticed:.1f} s later")
 
 
-def test_a_job_whose_worker_dies_is_reported_failed_and_the_service_is_unchanged(models, queue_url, tmp_path):
+def test_a_job_whose_worker_dies_is_reported_failed_and_the_service_is_unchanged(models_copy, queue_url, tmp_path):
     """The work horse (the process RQ forks for the job) is killed mid-training, as the kernel's
     OOM killer would: the worker records the job failed at once, GET /jobs/<id> says so with RQ's
     reason, no version is published and the served one is still served."""
     logs = {name: tmp_path / f"{name}.log" for name in ("server", "worker")}
-    with server.running(models, logs["server"], **settings(queue_url)) as url, \
-            worker(models, queue_url, logs["worker"]) as process:
+    with server.running(models_copy, logs["server"], **settings(queue_url)) as url, \
+            worker(models_copy, queue_url, logs["worker"]) as process:
         before = served_version(url)
-        versions = artifacts.list_versions(models, PIMA)
+        versions = artifacts.list_versions(models_copy, PIMA)
         job_id = submit(url, SLOW)
 
         def horse() -> int | None:
@@ -198,7 +171,7 @@ def test_a_job_whose_worker_dies_is_reported_failed_and_the_service_is_unchanged
         assert "Work-horse terminated unexpectedly" in ended["error"] and "signal 9" in ended["error"], ended
         assert ended["result"] is None
         assert process.poll() is None, "the worker itself should carry on with the next job"
-        assert artifacts.list_versions(models, PIMA) == versions
+        assert artifacts.list_versions(models_copy, PIMA) == versions
         time.sleep(2.5)  # two poll intervals: a reload, if anything had changed, would have happened
         assert served_version(url) == before
         # the failure is recorded in the job's folder, so it does not depend on the queue keeping it
@@ -206,9 +179,9 @@ def test_a_job_whose_worker_dies_is_reported_failed_and_the_service_is_unchanged
         assert job(url, job_id)["state"] == "failed"
 
 
-def test_a_queue_that_cannot_be_reached_answers_503_with_retry_after_and_keeps_nothing(models, tmp_path):
+def test_a_queue_that_cannot_be_reached_answers_503_with_retry_after_and_keeps_nothing(models_copy, tmp_path):
     dead = f"redis://127.0.0.1:{server.free_port()}/1"  # nothing listens there
-    with server.running(models, tmp_path / "server.log", **settings(dead)) as url:
+    with server.running(models_copy, tmp_path / "server.log", **settings(dead)) as url:
         started = time.monotonic()
         response = requests.post(f"{url}/models/{PIMA}/train", params=QUICK, data=TRAINING_CSV,
                                  headers={**AUTH, "Content-Type": "text/csv"}, timeout=30)
@@ -217,7 +190,7 @@ def test_a_queue_that_cannot_be_reached_answers_503_with_retry_after_and_keeps_n
         assert response.headers["Retry-After"].isdigit()
         assert "the job queue cannot take the job" in response.json()["detail"]
         assert took < 10
-        assert served_version(url) == artifacts.list_versions(models, PIMA)[-1]
-    jobs_folder = models / ".jobs"
+        assert served_version(url) == artifacts.list_versions(models_copy, PIMA)[-1]
+    jobs_folder = models_copy / ".jobs"
     assert not [entry for entry in jobs_folder.iterdir() if not entry.name.startswith(".")] \
         if jobs_folder.exists() else True, "the refused job's folder was kept"

@@ -16,7 +16,8 @@ CORE = sorted(f"app.model.{p.stem}" for p in (APP / "model").glob("*.py") if p.s
 # Modules the direct path and the command-line tools use: no Flask, no Werkzeug.
 FLASK_FREE = ["app", "app.config", "app.logs", *CORE, "app.http.payloads", "app.http.problems", "app.http.routes",
               "app.gateway", "app.gateway.direct", "app.gateway.auth", "app.gateway.ratelimit",
-              "app.gateway.metrics", "app.gateway.access_log"]
+              "app.gateway.metrics", "app.gateway.access_log", "app.master", "app.jobs", "app.jobs.training",
+              "app.jobs.local", "app.jobs.queue", "app.jobs.runner"]
 
 
 def test_the_core_and_the_gateway_import_no_flask():
@@ -48,6 +49,7 @@ def imported_modules(path) -> set[str]:
 LAYER_RULES = [
     # files, the app modules they must not import
     ("model", ("app.http", "app.gateway", "app.factory")),
+    ("jobs", ("app.http", "app.gateway", "app.factory")),  # run by a local process or an RQ worker: the core only
     ("http", ("app.gateway", "app.factory")),
     ("gateway", ("app.factory",)),
 ]

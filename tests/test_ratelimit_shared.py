@@ -6,16 +6,13 @@ more requests than the limit over fresh connections, so both workers answer some
 """
 from __future__ import annotations
 
-import subprocess
-import time
 
 import pytest
-import redis
 import requests
 
 from tests import server
 from tests.records import RECORD
-from tests.tools import apt_install
+from tests.tools import redis_server
 
 pytestmark = pytest.mark.integration
 LIMIT = 12
@@ -23,25 +20,8 @@ LIMIT = 12
 
 @pytest.fixture
 def redis_url(tmp_path):
-    binary = apt_install("redis-server")
-    port = server.free_port()
-    process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                                "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    url = f"redis://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                redis.Redis.from_url(url).ping()
-                break
-            except redis.ConnectionError:
-                assert time.monotonic() < deadline, "redis-server did not start"
-                assert process.poll() is None, f"redis-server exited with {process.returncode}"
-                time.sleep(0.1)
+    with redis_server(tmp_path) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def test_a_redis_backed_limit_is_exact_across_workers_where_memory_counts_per_worker(models_dir, redis_url, tmp_path):

@@ -5,11 +5,14 @@ A test calls these and skips, with the reason, only when the tool truly cannot b
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -60,3 +63,32 @@ def npm_tool(package: str, version: str, binary: str | None = None) -> Path:
     assert done.returncode == 0, f"npm install {package}@{version} failed:\n{done.stderr[-3000:]}"
     marker.touch()
     return path
+
+
+@contextlib.contextmanager
+def redis_server(folder: Path) -> Iterator[str]:
+    """A redis-server of its own on a free 127.0.0.1 port, keeping nothing on disk; its URL
+    (redis://127.0.0.1:PORT), stopped by its PID on the way out."""
+    import redis
+
+    from tests.server import free_port
+
+    binary = apt_install("redis-server")
+    port = free_port()
+    process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                                "--dir", str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    url = f"redis://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                redis.Redis.from_url(url).ping()
+                break
+            except redis.ConnectionError:
+                assert time.monotonic() < deadline, "redis-server did not start"
+                assert process.poll() is None, f"redis-server exited with {process.returncode}"
+                time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
