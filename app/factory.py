@@ -143,6 +143,9 @@ def install_reloader(app: Flask) -> None:
         return "done"
 
     app.extensions["reload"] = reload
+    if app.config["JOBS_QUEUE_URL"] and not app.config["MODELS_POLL_INTERVAL"]:
+        log.warning("JOBS_QUEUE_URL is set but MODELS_POLL_INTERVAL is 0: versions that queued jobs publish are "
+                    "served only after a reload (make reload, or set MODELS_POLL_INTERVAL)")
 
 
 def register_request_hooks(app: Flask) -> None:

@@ -22,13 +22,6 @@ ADMIN_ROUTES = [("post", f"/models/{PIMA}/versions"), ("post", f"/models/{PIMA}/
 
 
 @pytest.fixture
-def models_copy(models_dir, tmp_path) -> Path:
-    copy = tmp_path / "models"
-    shutil.copytree(models_dir, copy)
-    return copy
-
-
-@pytest.fixture
 def admin(models_copy):
     """A client of an app with admin and prediction keys, over a private copy of the models."""
     app = create_app({"TESTING": True, "MODELS_DIR": str(models_copy), "ADMIN_API_KEYS": (ADMIN_KEY,),
@@ -94,7 +87,7 @@ def test_an_upload_is_stored_as_the_next_version_and_not_served_until_promoted(a
     assert answer.headers["Location"] == f"/models/{PIMA}/2"
     assert answer.json["default_version"] == 1 and answer.json["reload"] == "done"
     assert served_version(admin) == 1
-    assert admin.post(f"/predict?version=2", headers=ADMIN, json=RECORD).json["model"]["version"] == 2
+    assert admin.post("/predict?version=2", headers=ADMIN, json=RECORD).json["model"]["version"] == 2
     assert artifacts.read_pin(models_copy, PIMA) == 1  # held, so that a restart does not serve it either
     promoted = admin.post(f"/models/{PIMA}/promote", headers=ADMIN, json={"version": 2})
     assert promoted.status_code == 200, promoted.get_data(as_text=True)
@@ -230,5 +223,50 @@ def test_every_change_leaves_one_audit_line_with_the_key_id_and_never_the_key(ad
 
 
 def test_the_openapi_document_has_the_admin_api_only_when_it_is_on(admin, client):
-    assert f"/models/{{name}}/promote" in admin.get("/openapi.json").json["paths"]
-    assert f"/models/{{name}}/promote" not in client.get("/openapi.json").json["paths"]
+    assert "/models/{name}/promote" in admin.get("/openapi.json").json["paths"]
+    assert "/models/{name}/promote" not in client.get("/openapi.json").json["paths"]
+
+
+def test_an_upload_that_asks_for_promotion_against_model_version_stores_nothing(models_copy):
+    app = create_app({"TESTING": True, "MODELS_DIR": str(models_copy), "ADMIN_API_KEYS": (ADMIN_KEY,),
+                      "MODEL_VERSION": 1})
+    answer = upload(app.test_client(), models_copy / PIMA / "1", "?promote=true")
+    assert answer.status_code == 409 and "MODEL_VERSION" in answer.json["detail"]
+    assert artifacts.list_versions(models_copy, PIMA) == [1]
+    assert not (models_copy / PIMA / HISTORY_FILE).exists()
+
+
+def test_a_broken_pin_file_is_a_conflict_that_a_promotion_repairs(admin, models_copy):
+    (models_copy / PIMA / artifacts.PIN_FILE).write_text("garbage\n")
+    refused = upload(admin, models_copy / PIMA / "1")
+    assert refused.status_code == 409 and "promote a version" in refused.json["detail"]
+    repaired = admin.post(f"/models/{PIMA}/promote", headers=ADMIN, json={"version": 1})
+    assert repaired.status_code == 200 and repaired.json["previous"] is None
+    assert artifacts.read_pin(models_copy, PIMA) == 1
+
+
+def test_the_first_version_of_a_new_model_is_its_default_and_a_refused_one_leaves_no_trace(admin, models_copy):
+    refused = admin.post("/models/newcomer/versions", headers=ADMIN, data=parts(models_copy / PIMA / "1",
+                                                                                model=b"not a model"),
+                         content_type="multipart/form-data")
+    assert refused.status_code == 422 and not (models_copy / "newcomer").exists()
+    stored = admin.post("/models/newcomer/versions", headers=ADMIN, data=parts(models_copy / PIMA / "1"),
+                        content_type="multipart/form-data")
+    assert stored.status_code == 201 and stored.json["version"] == 1
+    assert stored.json["promoted"] is True and stored.json["default_version"] == 1
+    answer = admin.post("/predict?model=newcomer", headers=ADMIN, json=RECORD)
+    assert answer.status_code == 200 and answer.json["model"] == {"name": "newcomer", "version": 1}
+
+
+@pytest.mark.parametrize("query, field", [("?promte=true", "promte"), ("?promote=maybe", "promote")])
+def test_an_upload_with_an_unknown_or_bad_option_is_refused(admin, models_copy, query, field):
+    answer = upload(admin, models_copy / PIMA / "1", query)
+    assert answer.status_code == 422 and [e["field"] for e in answer.json["errors"]] == [field]
+    assert artifacts.list_versions(models_copy, PIMA) == [1]
+
+
+def test_a_deleted_version_number_is_never_given_to_another_version(admin, models_copy):
+    assert upload(admin, models_copy / PIMA / "1").json["version"] == 2
+    assert admin.delete(f"/models/{PIMA}/versions/2", headers=ADMIN).status_code == 200
+    again = upload(admin, models_copy / PIMA / "1")
+    assert again.status_code == 201 and again.json["version"] == 3

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import fcntl
-import shutil
 import time
 from pathlib import Path
 
@@ -18,13 +17,6 @@ from tests.records import ADMIN_KEY, RECORD
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 TRAINING = ROOT / "data" / "training.csv"
 QUICK = "target=Outcome&estimator=logreg&folds=2"
-
-
-@pytest.fixture
-def models_copy(models_dir, tmp_path) -> Path:
-    copy = tmp_path / "models"
-    shutil.copytree(models_dir, copy)
-    return copy
 
 
 @pytest.fixture
@@ -141,3 +133,20 @@ def test_a_job_whose_process_died_is_reported_failed(admin, models_copy):
 def test_an_unknown_job_is_a_404(admin):
     assert admin.get("/jobs/0123456789abcdef0123456789abcdef", headers=ADMIN).status_code == 404
     assert admin.get("/jobs/..%2F..%2Fetc", headers=ADMIN).status_code == 404
+
+
+def test_an_empty_training_file_is_refused_before_a_job_exists(admin, models_copy):
+    answer = start(admin, QUICK, b"")
+    assert answer.status_code == 422 and answer.json["errors"][0]["field"] == "data"
+
+
+def test_a_failed_job_takes_back_its_pin_and_a_new_models_folder(admin, models_copy):
+    frame = pd.read_csv(TRAINING)
+    frame["Outcome"] = 1
+    body = frame.to_csv(index=False).encode()
+    assert artifacts.read_pin(models_copy, PIMA) is None
+    assert finished(admin, start(admin, QUICK, body).json["id"])["state"] == "failed"
+    assert artifacts.read_pin(models_copy, PIMA) is None  # the newest is served again, as before the job
+    answer = admin.post(f"/models/brand-new/train?{QUICK}", headers=ADMIN, data=body, content_type="text/csv")
+    assert finished(admin, answer.json["id"])["state"] == "failed"
+    assert not (models_copy / "brand-new").exists()

@@ -15,10 +15,12 @@ def test_openapi_document_describes_keys_and_limits_when_they_are_on(models_dir)
     from app import create_app
 
     app = create_app({"TESTING": True, "MODELS_DIR": str(models_dir), "API_KEYS": ("a-test-key-of-20-chars",),
-                      "RATE_LIMIT": "10/second"})
+                      "RATE_LIMIT": "10/second", "ADMIN_API_KEYS": ("an-admin-key-of-20-chars",)})
     document = app.test_client().get("/openapi.json").json
     validate(document)
     assert set(document["components"]["securitySchemes"]) == {"bearerAuth", "apiKeyHeader"}
+    promote = document["paths"]["/models/{name}/promote"]["post"]
+    assert {"401", "403", "409", "429"} <= set(promote["responses"]) and promote["security"]
     predict = document["paths"]["/predict"]["post"]
     assert {"401", "429"} <= set(predict["responses"]) and predict["security"]
     assert "security" not in document["paths"]["/health"]["get"]

@@ -10,33 +10,13 @@ import pytest
 
 from app import create_app, reload_models
 from app.model import artifacts
-from app.model.training import TrainingOptions, train
 from tests.conftest import PIMA, ROOT
 from tests.records import RECORD
 
 
-@pytest.fixture(scope="module")
-def second_version(models_dir, tmp_path_factory) -> Path:
-    """A logistic-regression version 2 of the default model, trained once, beside a copy of version 1."""
-    folder = tmp_path_factory.mktemp("two-versions")
-    shutil.copytree(models_dir / PIMA / "1", folder / PIMA / "1")
-    result = train(TrainingOptions(data=ROOT / "data" / "training.csv", test_data=ROOT / "data" / "test.csv",
-                                   target="Outcome", name=PIMA, estimator="logreg", folds=3, models_dir=folder))
-    assert result.artifact.version == 2
-    return folder / PIMA / "2"
-
-
-@pytest.fixture
-def models_copy(models_dir, tmp_path) -> Path:
-    """A private copy of the session's models (version 1 of the default model only, and titanic)."""
-    copy = tmp_path / "models"
-    shutil.copytree(models_dir, copy)
-    return copy
-
-
-def add_version_2(models_copy: Path, second_version: Path) -> Path:
+def add_version_2(models_copy: Path, logreg_version: Path) -> Path:
     target = models_copy / PIMA / "2"
-    shutil.copytree(second_version, target)
+    shutil.copytree(logreg_version, target)
     return target
 
 
@@ -49,19 +29,19 @@ def served(client) -> tuple[int, str]:
     return response.json["model"]["version"], response.headers["X-Model-Version"]
 
 
-def test_reload_picks_up_a_new_version(models_copy, second_version):
+def test_reload_picks_up_a_new_version(models_copy, logreg_version):
     app = create_app({"TESTING": True, "MODELS_DIR": str(models_copy)})
     client = app.test_client()
     assert served(client) == (1, f"{PIMA}/1")
-    add_version_2(models_copy, second_version)
+    add_version_2(models_copy, logreg_version)
     assert served(client) == (1, f"{PIMA}/1")  # nothing changes until a reload
     assert reload_models(app) is None
     assert served(client) == (2, f"{PIMA}/2")
     assert client.post("/predict?version=1", json=RECORD).json["model"]["version"] == 1
 
 
-def test_a_pin_file_makes_reload_serve_the_pinned_version(models_copy, second_version):
-    add_version_2(models_copy, second_version)
+def test_a_pin_file_makes_reload_serve_the_pinned_version(models_copy, logreg_version):
+    add_version_2(models_copy, logreg_version)
     app = create_app({"TESTING": True, "MODELS_DIR": str(models_copy)})
     client = app.test_client()
     assert served(client)[0] == 2
@@ -103,11 +83,11 @@ def pin_to_a_missing_version(folder: Path, models: Path) -> str:
 
 @pytest.mark.parametrize("damage", [tampered_model, truncated_model, deleted_metadata, garbage_pin,
                                     pin_to_a_missing_version])
-def test_a_bad_new_state_is_refused_on_reload_and_the_old_version_keeps_serving(models_copy, second_version, damage):
+def test_a_bad_new_state_is_refused_on_reload_and_the_old_version_keeps_serving(models_copy, logreg_version, damage):
     app = create_app({"TESTING": True, "MODELS_DIR": str(models_copy)})
     client = app.test_client()
     assert served(client)[0] == 1
-    words = damage(add_version_2(models_copy, second_version), models_copy)
+    words = damage(add_version_2(models_copy, logreg_version), models_copy)
     reason = reload_models(app)
     assert reason is not None and words in reason
     assert served(client) == (1, f"{PIMA}/1")
@@ -123,8 +103,8 @@ def manage(models: Path, env: dict, *args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=60)
 
 
-def test_manage_lists_pins_rolls_back_and_unpins(models_copy, second_version, env_without_settings):
-    add_version_2(models_copy, second_version)
+def test_manage_lists_pins_rolls_back_and_unpins(models_copy, logreg_version, env_without_settings):
+    add_version_2(models_copy, logreg_version)
     app = create_app({"TESTING": True, "MODELS_DIR": str(models_copy)})
     client = app.test_client()
 
@@ -189,3 +169,23 @@ def test_manage_refuses_what_it_cannot_do_with_a_message(models_dir, tmp_path, c
         assert line.startswith("error: ") and error in line
     if pin is not ...:
         assert artifacts.read_pin(copy, PIMA) == pin
+
+
+def test_a_reload_reads_a_version_whose_files_were_replaced_even_with_the_same_times(models_copy, logreg_version):
+    """Registry reuse goes by the metadata's digest: a version folder replaced by another model with
+    the same file times (coarse clocks, copies that keep them) is read again, never served stale."""
+    import os
+
+    from app.model.registry import Registry
+
+    target = add_version_2(models_copy, logreg_version)
+    first = Registry.load(models_copy, PIMA)
+    times = [(path, path.stat()) for path in target.iterdir()]
+    shutil.rmtree(target)
+    shutil.copytree(models_copy / PIMA / "1", target)  # another model under the same number
+    for path, stat in times:
+        if path.exists():
+            os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    again = Registry.load(models_copy, PIMA, previous=first)
+    assert again.get(PIMA, 2).metadata["model_sha256"] == first.get(PIMA, 1).metadata["model_sha256"]
+    assert again.get(PIMA, 2).metadata["model_sha256"] != first.get(PIMA, 2).metadata["model_sha256"]

@@ -7,11 +7,12 @@ one audit line names the admin key's id (never the key), what changed, and when.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import shutil
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Iterator
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.datastructures import MultiDict
@@ -116,8 +117,16 @@ def too_large(limit: int) -> str:
     return f"the request body exceeds the limit of {limit} bytes (MAX_UPLOAD_LENGTH)"
 
 
-def full_disk(exc: OSError) -> InsufficientStorage:
-    return InsufficientStorage(f"the models volume is full ({exc.strerror}); nothing was kept; free space and retry")
+@contextlib.contextmanager
+def disk_errors(kept: str) -> Iterator[None]:
+    """A full models volume is the client's 507, saying what was kept (``kept``), not a 500."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in FULL_DISK:
+            raise InsufficientStorage(f"the models volume is full ({exc.strerror}); {kept}; free space and retry") \
+                from None
+        raise
 
 
 # ---- upload --------------------------------------------------------------------------------------
@@ -125,32 +134,22 @@ def full_disk(exc: OSError) -> InsufficientStorage:
 def upload(name: str) -> tuple[Response, int, dict[str, str]]:
     name = model_name(name)
     config = current_app.config
-    try:
-        with uploads.staging(config["MODELS_DIR"], name) as folder:
-            form, _ = receive(folder, uploads.PARTS)
-            promote = flag(request.args.get("promote", form.get("promote")), "promote")
-            policy = registry().policy
-            loaded = uploads.check(folder, name, policy, config["COMPILED_MODELS"])
-            where = settings()
-            with lifecycle.locked(where, name):
-                previous = lifecycle.served_version(where, name) if artifacts.list_versions(where.models_dir, name) \
-                    else None
-                if not promote:
-                    lifecycle.keep_serving(where, name)
-                version = uploads.publish(folder, where.models_dir, name)
-                lifecycle.note_published(where, name, version, admin_key(), previous)
-    except OSError as exc:
-        if exc.errno in FULL_DISK:
-            raise full_disk(exc) from None
-        raise
-    if promote:
-        lifecycle.promote(where, name, version, admin_key())
-    audit("upload", name, version=version, promoted=promote, previous=previous,
+    with disk_errors("nothing was kept"), uploads.staging(config["MODELS_DIR"], name) as folder:
+        form, _ = receive(folder, uploads.PARTS)
+        unknown = [InputError(None, field, "unknown field; the only option is promote") for field in
+                   [*form, *request.args] if field != "promote"]
+        if unknown:
+            raise InvalidInput(unknown)
+        promote = flag(request.args.get("promote", form.get("promote")), "promote")
+        loaded = uploads.check(folder, name, registry().policy, config["COMPILED_MODELS"])
+        published = lifecycle.publish(settings(), name, folder, promote, admin_key())
+    version = published.version
+    default = lifecycle.served_version(settings(), name)
+    audit("upload", name, version=version, promoted=promote, previous=published.previous,
           sha256=loaded.metadata["model_sha256"][:12])
     reloaded = reload_servers()
     meta = loaded.metadata
-    body = {"name": name, "version": version, "promoted": promote,
-            "default_version": version if promote else lifecycle.served_version(where, name),
+    body = {"name": name, "version": version, "promoted": default == version, "default_version": default,
             "reload": reloaded, "estimator": meta.get("estimator"), "task": loaded.task, "classes": loaded.classes,
             "created": meta.get("created"), "test_metrics": meta.get("test_metrics"), "backend": loaded.backend,
             "model_sha256": meta["model_sha256"], "url": f"/models/{name}/{version}"}
@@ -187,7 +186,9 @@ def promote(name: str) -> Response:
         raise InvalidInput([InputError(None, "version", 'expected a JSON body like {"version": 3} with a version '
                                                         f"number, got {str(body)[:60]!r}")])
     check_servable(name, version)
-    return changed(lifecycle.promote(settings(), name, version, admin_key()))
+    with disk_errors("nothing changed"):
+        change = lifecycle.promote(settings(), name, version, admin_key())
+    return changed(change)
 
 
 @bp.post("/models/<name>/rollback")
@@ -195,60 +196,73 @@ def rollback(name: str) -> Response:
     name = model_name(name)
     target, _ = lifecycle.rollback_target(settings(), name)
     check_servable(name, target)
-    return changed(lifecycle.rollback(settings(), name, admin_key()))
+    with disk_errors("nothing changed"):
+        change = lifecycle.rollback(settings(), name, admin_key())
+    return changed(change)
 
 
 @bp.delete("/models/<name>/versions/<int:version>")
 def delete_version(name: str, version: int) -> Response:
     name = model_name(name)
-    return changed(lifecycle.delete(settings(), name, version, admin_key()))
+    with disk_errors("nothing changed"):
+        change = lifecycle.delete(settings(), name, version, admin_key())
+    return changed(change)
 
 
 # ---- retrain -------------------------------------------------------------------------------------
+def receive_job(folder: Path, name: str) -> dict[str, Any]:
+    """The training data and options, written into the job's folder with its spec and first state."""
+    config = current_app.config
+    if request.mimetype == "text/csv":
+        limit = config["MAX_UPLOAD_LENGTH"]
+        if request.content_length is not None and request.content_length > limit:
+            raise PayloadTooLarge(too_large(limit))
+        request.max_content_length = limit
+        try:
+            with open(folder / FILES[DATA], "wb") as stream:
+                shutil.copyfileobj(request.stream, stream, 1 << 20)
+        except RequestEntityTooLarge:
+            raise PayloadTooLarge(too_large(limit)) from None
+        fields, parts = MultiDict(), {DATA}
+    else:
+        fields, parts = receive(folder, FILES)
+    header = csv_header(folder / FILES[DATA]) if DATA in parts else None
+    if header is None:
+        raise InvalidInput([InputError(None, DATA, "required: the training CSV with a header row, as a file part "
+                                                   "named data (or the whole body as text/csv)")])
+    given = MultiDict(request.args)
+    for key, value in fields.items(multi=True):
+        given.add(key, value)
+    chosen = options({key: given.getlist(key) for key in given}, header)
+    if chosen["promote"] == "always" and name == config["DEFAULT_MODEL"] and config["MODEL_VERSION"] is not None:
+        raise LifecycleConflict(f"MODEL_VERSION={config['MODEL_VERSION']} pins {name} in the server's configuration, "
+                                "so promote=always cannot be honoured; unset it, or train with promote=never")
+    created = jobs.now()
+    jobs.write_json(folder / jobs.SPEC_FILE, {
+        "name": name, "options": chosen, "by": admin_key(), "created": created,
+        "default_model": config["DEFAULT_MODEL"], "model_version": config["MODEL_VERSION"]})
+    jobs.update_state(folder, name=name, state=jobs.QUEUED, created=created, by=admin_key(),
+                      progress={"step": "queued", "fraction": 0.0})
+    return chosen
+
+
 @bp.post("/models/<name>/train")
 def train(name: str) -> tuple[Response, int, dict[str, str]]:
     name = model_name(name)
     config = current_app.config
-    job_id, folder = jobs.new_job(config["MODELS_DIR"])
+    with disk_errors("nothing was kept"):
+        job_id, folder = jobs.new_job(config["MODELS_DIR"])
     try:
-        if request.mimetype == "text/csv":
-            limit = config["MAX_UPLOAD_LENGTH"]
-            if request.content_length is not None and request.content_length > limit:
-                raise PayloadTooLarge(too_large(limit))
-            request.max_content_length = limit
-            with open(folder / FILES[DATA], "wb") as stream:
-                shutil.copyfileobj(request.stream, stream, 1 << 20)
-            fields, parts = MultiDict(), {DATA}
-        else:
-            fields, parts = receive(folder, FILES)
-        if DATA not in parts:
-            raise InvalidInput([InputError(None, DATA, "required: the training CSV, as a file part named data "
-                                                       "(or the whole body as text/csv)")])
-        given = MultiDict(request.args)
-        for key, value in fields.items(multi=True):
-            given.add(key, value)
-        chosen = options({key: given.getlist(key) for key in given}, csv_header(folder / FILES[DATA]))
-        created = jobs.now()
-        jobs.write_json(folder / jobs.SPEC_FILE, {
-            "name": name, "options": chosen, "by": admin_key(), "created": created,
-            "default_model": config["DEFAULT_MODEL"], "model_version": config["MODEL_VERSION"]})
-        jobs.update_state(folder, name=name, state=jobs.QUEUED, created=created, by=admin_key(),
-                          progress={"step": "queued", "fraction": 0.0})
-        try:
-            runner.submit(folder, config)
-        except Exception as exc:
-            from ..jobs.local import NoFreeSlot
+        with disk_errors("nothing was kept"):
+            chosen = receive_job(folder, name)
+            try:
+                runner.submit(folder, config)
+            except Exception as exc:
+                from ..jobs.local import NoFreeSlot
 
-            if isinstance(exc, NoFreeSlot):
-                raise Busy(f"{exc}; retry when one is done, or set JOBS_QUEUE_URL to queue jobs on RQ",
-                           {"Retry-After": str(RETRY_BUSY)}) from None
-            raise Busy(f"the job queue cannot take the job ({type(exc).__name__}: {exc})",
-                       {"Retry-After": str(RETRY_BUSY)}) from None
-    except OSError as exc:
-        shutil.rmtree(folder, ignore_errors=True)
-        if exc.errno in FULL_DISK:
-            raise full_disk(exc) from None
-        raise
+                what = f"{exc}; retry when one is done, or set JOBS_QUEUE_URL to queue jobs on RQ" \
+                    if isinstance(exc, NoFreeSlot) else f"the job queue cannot take the job ({type(exc).__name__}: {exc})"
+                raise Busy(what, {"Retry-After": str(RETRY_BUSY)}) from None
     except Exception:
         shutil.rmtree(folder, ignore_errors=True)
         raise

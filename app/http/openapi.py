@@ -231,8 +231,9 @@ def _admin_details(name: dict[str, Any]) -> dict[str, dict[str, Any]]:
             "requestBody": {"required": True, "content": {
                 "multipart/form-data": {"schema": {"type": "object", "required": ["data", "target"], "properties": {
                     "data": binary, "test_data": binary, "columns": binary, **options}}},
-                "text/csv": {"schema": {"type": "string"},
-                             "description": "the training CSV as the whole body; the options as query parameters"}}},
+                "text/csv": {"schema": {"type": "string"}}},
+                "description": "multipart: the training CSV as the part data, the options as fields; or the CSV "
+                               "as the whole text/csv body, the options as query parameters"},
             "responses": {
                 "202": _json_response("The job: follow its url", {"type": "object", "required": ["id", "url"]}),
                 "413": _problem_response("Larger than MAX_UPLOAD_LENGTH"),

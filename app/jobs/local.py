@@ -38,7 +38,8 @@ def start(folder: Path, max_running: int, timeout: int) -> None:
         try:
             environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
             process = subprocess.Popen(
-                [sys.executable, "-m", "app.jobs.local", str(folder), str(timeout)], pass_fds=(handle.fileno(),),
+                [sys.executable, "-m", "app.jobs.local", str(folder), str(timeout), str(handle.fileno())],
+                pass_fds=(handle.fileno(),),
                 stdin=subprocess.DEVNULL, start_new_session=True, env=environment)
         finally:
             handle.close()  # the job's copy of the descriptor keeps the slot locked
@@ -70,7 +71,7 @@ def main(argv: list[str]) -> int:
     from ..logs import configure_logging
     from .training import run
 
-    folder, timeout = Path(argv[0]), int(argv[1])
+    folder, timeout, slot = Path(argv[0]), int(argv[1]), int(argv[2])
     settings = config.load()
     configure_logging(settings["LOG_LEVEL"], settings["LOG_FORMAT"])
     os.nice(NICENESS)
@@ -78,7 +79,7 @@ def main(argv: list[str]) -> int:
         fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
         signal.signal(signal.SIGALRM, _timed_out)
         signal.alarm(timeout)
-        state = run(folder)
+        state = run(folder, release=lambda: os.close(slot))
     return 0 if state.get("state") == "succeeded" else 1
 
 

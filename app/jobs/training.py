@@ -12,12 +12,13 @@ was: the served version is untouched, and the job says why it failed.
 from __future__ import annotations
 
 import csv
+import shutil
 import io
 import logging
 import math
 import traceback
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from .. import config
 from ..master import request_reload
@@ -131,13 +132,16 @@ def csv_header(path: Path) -> list[str] | None:
 
 
 # ---- the job itself ---------------------------------------------------------------------------------
-def run(folder: str | Path) -> dict[str, Any]:
-    """Run the job in ``folder`` (MODELS_DIR/.jobs/<id>); its state says how it ended."""
+def run(folder: str | Path, release: Callable[[], None] | None = None) -> dict[str, Any]:
+    """Run the job in ``folder`` (MODELS_DIR/.jobs/<id>); its state says how it ended. ``release``
+    (a local job's slot) is called before the final state is written, so a client that sees the job
+    finished can start the next one at once."""
     folder = Path(folder)
     spec = read_json(folder / SPEC_FILE)
     update_state(folder, state=RUNNING, progress={"step": "reading the data", "fraction": 0.0})
     try:
         result = _train_and_decide(folder, spec)
+        final = {"state": SUCCEEDED, "progress": {"step": "done", "fraction": 1.0}, "result": result}
     except Exception as exc:  # noqa: BLE001 - every failure ends the job, never the server
         from ..model.training import TrainingError
 
@@ -145,25 +149,39 @@ def run(folder: str | Path) -> dict[str, Any]:
         if not expected:
             log.error("training job %s failed:\n%s", folder.name, traceback.format_exc())
         message = str(exc) if expected else f"{type(exc).__name__}: {exc}"
-        return update_state(folder, state=FAILED, error=message.splitlines()[0][:2000] if message else type(exc).__name__)
-    finally:
-        request_reload()  # local jobs: the server loads the new version (or notices nothing changed)
-    return update_state(folder, state=SUCCEEDED, progress={"step": "done", "fraction": 1.0}, result=result)
+        final = {"state": FAILED, "error": message.splitlines()[0][:2000] if message else type(exc).__name__}
+    if release is not None:
+        release()
+    request_reload()  # local jobs: the server loads the new version (or notices nothing changed)
+    return update_state(folder, **final)
 
 
 def _train_and_decide(folder: Path, spec: dict[str, Any]) -> dict[str, Any]:
     from ..model import artifacts, lifecycle
-    from ..model.registry import load_version
-    from ..model.training import TrainingOptions, train
 
     settings = config.load()
     models_dir = folder.parent.parent
     name = spec["name"]
-    chosen = spec["options"]
     where = lifecycle.Settings(models_dir, spec["default_model"], spec["model_version"])
+    new_model = not (models_dir / name).is_dir()
     (models_dir / name).mkdir(exist_ok=True)  # a new model's first version
     with lifecycle.locked(where, name):
-        lifecycle.keep_serving(where, name)  # the new version is not served until this job says so
+        held = lifecycle.keep_serving(where, name)  # the new version is not served until this job says so
+    try:
+        return _train_held(folder, spec, settings, where)
+    except BaseException:  # a failed job leaves the model as it found it: no pin of its own, no empty folder
+        lifecycle.undo_keep_serving(where, name, held)
+        if new_model and not artifacts.list_versions(models_dir, name):
+            shutil.rmtree(models_dir / name, ignore_errors=True)
+        raise
+
+
+def _train_held(folder: Path, spec: dict[str, Any], settings: dict[str, Any], where) -> dict[str, Any]:
+    from ..model import artifacts, lifecycle
+    from ..model.registry import load_version
+    from ..model.training import TrainingOptions, train
+
+    models_dir, name, chosen = where.models_dir, spec["name"], spec["options"]
     served = lifecycle.served_version(where, name) if artifacts.list_versions(models_dir, name) else None
 
     def fits_done(done: int, total: int) -> None:
@@ -179,14 +197,14 @@ def _train_and_decide(folder: Path, spec: dict[str, Any]) -> dict[str, Any]:
         drop=chosen["drop"], columns=folder / FILES[COLUMNS] if (folder / FILES[COLUMNS]).is_file() else None,
         models_dir=models_dir, command=f"POST /models/{name}/train (job {folder.name})",
         progress=lambda message: log.info("job %s: %s", folder.name, message), fits_done=fits_done,
-        signing_key=artifacts.signing_key(settings)))
+        signing_key=artifacts.signing_key(settings), first_version=lifecycle.next_number(where, name)))
     version = trained.artifact.version
     update_state(folder, progress={"step": "checking the new version as the server loads it", "fraction": 0.92})
     policy = artifacts.load_policy(settings)
     try:
         fresh = load_version(models_dir, name, version, policy, settings["COMPILED_MODELS"])
     except artifacts.ArtifactError as exc:
-        lifecycle.delete(where, name, version)
+        lifecycle.discard(where, name, version, spec.get("by"))
         raise ValueError(f"the new version would not load on the server, so it was removed: {exc}") from None
     comparison = None
     if served is not None and chosen["promote"] != "always":
@@ -199,7 +217,7 @@ def _train_and_decide(folder: Path, spec: dict[str, Any]) -> dict[str, Any]:
         lifecycle.promote(where, name, version, spec.get("by"))
     log.info("job %s: %s version %s published; %s", folder.name, name, version, reason)
     return {"name": name, "version": version, "promoted": promote, "reason": reason, "comparison": comparison,
-            "served_version": version if promote else served, "test_metrics": trained.metadata["test_metrics"],
+            "served_version": lifecycle.served_version(where, name), "test_metrics": trained.metadata["test_metrics"],
             "cv": trained.metadata["cv"]}
 
 

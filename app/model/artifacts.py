@@ -144,18 +144,17 @@ PIN_FILE = "pinned"  # models/<name>/pinned: the version to serve by default, fo
 
 
 def version_stamp(folder: Path | str) -> tuple | None:
-    """What changes when a version folder is replaced or its files rewritten: its metadata's and
-    signature's inode, size and time (the metadata holds the model's sha256). None: no metadata."""
+    """What changes when a version folder is replaced or its files rewritten: the digest of its
+    metadata (which holds the model's sha256, so it names the model) and of its signature.
+    A few kilobytes read per version: cheap enough to poll. None: no metadata."""
     stamp = []
     for name in (METADATA_FILE, signing.SIGNATURE_FILE):
         try:
-            found = os.stat(Path(folder) / name)
+            stamp.append(hashlib.sha256((Path(folder) / name).read_bytes()).hexdigest())
         except OSError:
             if name == METADATA_FILE:
                 return None
             stamp.append(None)
-            continue
-        stamp.append((found.st_ino, found.st_size, found.st_mtime_ns))
     return tuple(stamp)
 
 
@@ -206,7 +205,8 @@ def write_pin(models_dir: Path | str, name: str, version: int | None) -> None:
     os.replace(staging, path)
 
 
-def save(models_dir: Path | str, name: str, model: Any, metadata: dict[str, Any], signing_key: Any = None) -> Artifact:
+def save(models_dir: Path | str, name: str, model: Any, metadata: dict[str, Any], signing_key: Any = None,
+         first: int = 1) -> Artifact:
     """Publish ``model`` as the next version of ``name``, atomically.
 
     Everything is written into a hidden staging folder and then renamed into place, so a crash
@@ -241,21 +241,22 @@ def save(models_dir: Path | str, name: str, model: Any, metadata: dict[str, Any]
                 _write_bytes(staging / signing.SIGNATURE_FILE,
                              signing.sign(signing_key, (staging / METADATA_FILE).read_bytes()))
 
-        version = publish_folder(staging, parent, finish)
+        version = publish_folder(staging, parent, finish, first)
         return Artifact(name=name, version=version, path=parent / str(version), metadata=record, model=model)
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
 
 
-def publish_folder(staging: Path, parent: Path, finish: Callable[[int], None] | None = None) -> int:
+def publish_folder(staging: Path, parent: Path, finish: Callable[[int], None] | None = None, first: int = 1) -> int:
     """Rename a complete staging folder to the next version number under ``parent``; returns it.
 
     The rename fails if that version exists (another publisher won it), and we move on to the
     next number, so two publishers at once get two versions and neither overwrites the other.
-    ``finish`` writes what depends on the number (train.py's metadata) before each attempt.
+    ``finish`` writes what depends on the number (train.py's metadata) before each attempt;
+    ``first`` is the lowest number to give (past deleted versions).
     """
-    version = (list_versions(parent.parent, parent.name) or [0])[-1] + 1
+    version = max(first, (list_versions(parent.parent, parent.name) or [0])[-1] + 1)
     while True:
         if finish is not None:
             finish(version)

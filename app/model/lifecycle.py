@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -25,6 +26,8 @@ from typing import Any, Iterator
 from . import artifacts
 from .errors import LifecycleConflict, ModelNotFound
 from .registry import default_version
+
+log = logging.getLogger("app.lifecycle")
 
 HISTORY_FILE = "history.jsonl"
 LOCK_FILE = ".lock"
@@ -56,9 +59,22 @@ class Settings:
 
 
 def served_version(settings: Settings, name: str) -> int | None:
-    """What a server reading the folder serves by default: the registry's rule, from the files."""
-    return default_version(name, artifacts.list_versions(settings.models_dir, name),
-                           artifacts.read_pin(settings.models_dir, name), settings.default_name, settings.configured)
+    """What a server reading the folder serves by default: the registry's rule, from the files.
+    A pin file that says nothing usable is a conflict that promoting a version repairs."""
+    try:
+        pin = artifacts.read_pin(settings.models_dir, name)
+    except artifacts.ArtifactError as exc:
+        raise LifecycleConflict(f"{exc}; promote a version to replace it") from None
+    return default_version(name, artifacts.list_versions(settings.models_dir, name), pin, settings.default_name,
+                           settings.configured)
+
+
+def _served_before(settings: Settings, name: str) -> int | None:
+    """The served version, or None when a broken pin says nothing (a promotion replaces it)."""
+    try:
+        return served_version(settings, name)
+    except LifecycleConflict:
+        return None
 
 
 @contextlib.contextmanager
@@ -80,14 +96,22 @@ def _now() -> str:
 
 
 def _record(settings: Settings, change: Change) -> Change:
-    """Append the change to the model's history: one line, written with one O_APPEND write."""
+    """Append the change to the model's history: one line, written with one O_APPEND write.
+
+    Written after the change itself, and never undoing it: a history line that cannot be written
+    (a full disk) is logged, and rollback then falls back to the newest older version."""
     line = (json.dumps(change.as_dict(), separators=(",", ":")) + "\n").encode()
-    descriptor = os.open(settings.models_dir / change.name / HISTORY_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        os.write(descriptor, line)
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
+        descriptor = os.open(settings.models_dir / change.name / HISTORY_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT,
+                             0o644)
+        try:
+            os.write(descriptor, line)
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+    except OSError as exc:
+        log.error("%s %s/%s done, but its history line was not written: %s", change.action, change.name,
+                  change.version, exc)
     return change
 
 
@@ -129,9 +153,35 @@ def promote(settings: Settings, name: str, version: int, by: str | None = None, 
             raise ModelNotFound(f"model {name!r} has no version {version}; its versions are: "
                                 f"{', '.join(map(str, versions))}")
         _check_not_configured(settings, name)
-        previous = served_version(settings, name)
+        previous = _served_before(settings, name)
         artifacts.write_pin(settings.models_dir, name, version)
         return _record(settings, Change(action, name, version, previous, by, _now()))
+
+
+def publish(settings: Settings, name: str, staging: Path, promote: bool, by: str | None = None) -> Change:
+    """Rename a checked staging folder in models/<name>/ to the next version, and serve it by
+    default only if ``promote``: one locked step, so nothing is published that a refusal would
+    contradict. The first version of a new model is its default whatever ``promote`` says."""
+    with locked(settings, name):
+        if promote:
+            _check_not_configured(settings, name)
+        previous = _served_before(settings, name) if artifacts.list_versions(settings.models_dir, name) else None
+        if not promote:
+            keep_serving(settings, name)
+        version = artifacts.publish_folder(staging, settings.models_dir / name, first=next_number(settings, name))
+        if promote:
+            artifacts.write_pin(settings.models_dir, name, version)
+        _record(settings, Change("publish", name, version, previous, by, _now()))
+        if promote:
+            _record(settings, Change("promote", name, version, previous, by, _now()))
+        return Change("publish", name, version, previous, by, _now())
+
+
+def next_number(settings: Settings, name: str) -> int:
+    """Past every version the model ever had (the history remembers deleted ones): a number,
+    once deleted, is never given to another version, so name/version always means one artifact."""
+    seen = [entry.get("version") for entry in history(settings, name)]
+    return max([0, *artifacts.list_versions(settings.models_dir, name), *(v for v in seen if isinstance(v, int))]) + 1
 
 
 def rollback_target(settings: Settings, name: str) -> tuple[int, int | None]:
@@ -186,14 +236,38 @@ def delete(settings: Settings, name: str, version: int, by: str | None = None) -
         return _record(settings, Change("delete", name, version, current, by, _now()))
 
 
-def keep_serving(settings: Settings, name: str) -> None:
+def keep_serving(settings: Settings, name: str) -> int | None:
     """Before publishing a version that is not to be served yet: with nothing pinned the newest
-    version is served, so pin the one served now. Call it under ``locked``."""
+    version is served, so pin the one served now. Call it under ``locked``; returns the version it
+    pinned, or None when it did not have to."""
     if name == settings.default_name and settings.configured is not None:
-        return
+        return None
     current = served_version(settings, name)
     if current is not None and artifacts.read_pin(settings.models_dir, name) is None:
         artifacts.write_pin(settings.models_dir, name, current)
+        return current
+    return None
+
+
+def undo_keep_serving(settings: Settings, name: str, pinned: int | None) -> None:
+    """A job that failed takes back the pin its ``keep_serving`` wrote, unless someone changed it since."""
+    if pinned is None:
+        return
+    with locked(settings, name):
+        with contextlib.suppress(artifacts.ArtifactError):
+            if artifacts.read_pin(settings.models_dir, name) == pinned:
+                artifacts.write_pin(settings.models_dir, name, None)
+
+
+def discard(settings: Settings, name: str, version: int, by: str | None = None) -> Change:
+    """Remove a version a job has just published and that does not load, served or not (it is a
+    new model's only version): the job's own undo, not an operator's delete."""
+    with locked(settings, name):
+        folder = settings.models_dir / name
+        doomed = folder / f".deleted-{version}-{secrets.token_hex(4)}"
+        os.rename(folder / str(version), doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
+        return _record(settings, Change("discard", name, version, None, by, _now()))
 
 
 def note_published(settings: Settings, name: str, version: int, by: str | None, previous: int | None) -> Change:

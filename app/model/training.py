@@ -72,6 +72,7 @@ class TrainingOptions:
     progress: Callable[[str], None] | None = None
     fits_done: Callable[[int, int], None] | None = None  # (done, total) after each fit of the grid search
     signing_key: Any = None  # Ed25519 private key: the version is signed (app/model/signing.py)
+    first_version: int = 1  # the lowest version number to publish as (past deleted versions)
 
 
 @dataclass
@@ -488,7 +489,8 @@ def train(options: TrainingOptions) -> TrainingResult:
         "fast_path": compiled_report(model, schema, X_test, task, classes),
         "fingerprint": _fingerprint(X, labels),
     }
-    artifact = artifacts.save(options.models_dir, options.name, model, metadata, options.signing_key)
+    artifact = artifacts.save(options.models_dir, options.name, model, metadata, options.signing_key,
+                              options.first_version)
     return TrainingResult(artifact=artifact, metadata=artifact.metadata, held_out=(test_features, test_labels))
 
 

@@ -34,15 +34,18 @@ STALE_AFTER = 24 * 3600  # seconds: a staging folder this old was left by a cras
 def staging(models_dir: Path | str, name: str) -> Iterator[Path]:
     """A fresh hidden folder in models/<name>/, removed on the way out unless it was published."""
     parent = Path(models_dir) / artifacts.check_name(name)
+    new_model = not parent.exists()
     parent.mkdir(parents=True, exist_ok=True)
     sweep(parent)
     folder = parent / f"{STAGING_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
-    folder.mkdir()
     try:
+        folder.mkdir()
         yield folder
     finally:
         if folder.exists():
             shutil.rmtree(folder, ignore_errors=True)
+        if new_model and not artifacts.list_versions(models_dir, name):  # a refused first version: no trace
+            shutil.rmtree(parent, ignore_errors=True)
 
 
 def sweep(parent: Path) -> None:
@@ -98,9 +101,4 @@ def dry_run(model: LoadedModel) -> str | None:
     elif served.probabilities is not None and not np.all(np.isfinite(served.probabilities)):
         return "the model answers its own example with probabilities that are not finite numbers"
     return None
-
-
-def publish(folder: Path, models_dir: Path | str, name: str) -> int:
-    """Rename the checked staging folder to the next version; returns its number."""
-    return artifacts.publish_folder(folder, Path(models_dir) / name)
 
