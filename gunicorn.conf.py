@@ -132,7 +132,8 @@ def when_ready(server):
 
 def _watch_models(server, interval):
     """Compare the folder with what the last (re)load saw; a difference is a HUP to this master.
-    A few stats per version every interval; never the reload itself, which stays on the main thread."""
+    It reads each version's metadata (a few kilobytes) every interval; never the reload itself, which
+    stays on the main thread."""
     import signal
     import time
 

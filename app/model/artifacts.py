@@ -160,7 +160,7 @@ def version_stamp(folder: Path | str) -> tuple | None:
 
 def folder_state(models_dir: Path | str) -> tuple:
     """Everything under MODELS_DIR that decides what a server loads and serves: the models, their
-    versions (each by its stamp) and their pins. Cheap (a few stats per version), so a server can
+    versions (each by its stamp) and their pins. Cheap (a metadata digest per version), so a server can
     look every few seconds for changes made by another replica (MODELS_POLL_INTERVAL)."""
     state = []
     for name in list_names(models_dir):
