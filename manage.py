@@ -101,12 +101,18 @@ def import_model(args: argparse.Namespace, argv: list[str], settings: dict) -> i
     from app.model import artifacts
     from app.model.importing import ImportRefused, import_file
 
+    from app.model.class_names import parse_class_names
+
     features = [f for f in args.features.split(",")] if args.features is not None else None
+    try:
+        class_names = parse_class_names(args.class_names) if args.class_names else None
+    except ValueError as exc:
+        raise CommandError(f"--class-names: {exc}") from None
     try:
         artifact = import_file(args.model_file, args.name, args.models_dir, sample=args.sample, target=args.target,
                                features=features, command=shlex.join(["python", "manage.py", *argv]),
                                trust=[*settings["TRUSTED_TYPES"], *args.trust],
-                               signing_key=artifacts.signing_key(settings))
+                               signing_key=artifacts.signing_key(settings), class_names=class_names)
     except (ImportRefused, SigningError) as exc:
         raise CommandError(str(exc)) from None
     except OSError as exc:
@@ -458,7 +464,8 @@ def train_remote(server: Server, args: argparse.Namespace) -> int:
     fields = [(option, str(value)) for option, value in
               (("target", args.target), ("task", args.task), ("estimator", args.estimator),
                ("test_size", args.test_size), ("folds", args.folds), ("seed", args.seed),
-               ("scoring", args.scoring), ("promote", args.promote)) if value is not None]
+               ("scoring", args.scoring), ("promote", args.promote), ("class_names", args.class_names))
+               if value is not None]
     fields += [("drop", column) for column in args.drop]
     files = [(part, readable(path, option), content_type) for part, path, option, content_type in
              (("data", args.data, "--data", "text/csv"), ("test_data", args.test_data, "--test-data", "text/csv"),
@@ -543,7 +550,7 @@ def run(argv: list[str]) -> int:
     trains.add_argument("--target", required=True, metavar="COL")
     trains.add_argument("--test-data", metavar="CSV")
     trains.add_argument("--columns", metavar="JSON")
-    for option in ("estimator", "task", "test-size", "folds", "seed", "scoring"):
+    for option in ("estimator", "task", "test-size", "folds", "seed", "scoring", "class-names"):
         trains.add_argument(f"--{option}")
     trains.add_argument("--drop", action="append", default=[], metavar="COL")
     trains.add_argument("--promote", choices=("if-better", "always", "never"))
@@ -558,6 +565,8 @@ def run(argv: list[str]) -> int:
     imports.add_argument("--target", metavar="COLUMN", help="the sample's column with the true answers: test metrics")
     imports.add_argument("--features", metavar="A,B,...", help="the column names, in order, for a model fitted on an "
                                                                 "array without names")
+    imports.add_argument("--class-names", metavar="LABEL=NAME,...",
+                         help='display names of the classes for people, e.g. "0=stays,1=churns"')
     imports.add_argument("--trust", action="append", default=[], metavar="TYPE",
                          help="a type the model holds that you vouch for (repeatable); the server needs it in "
                               "TRUSTED_TYPES too")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from app import config
 from app.model.artifacts import ArtifactError, list_versions, signing_key
+from app.model.class_names import parse_class_names
 from app.model.signing import SigningError
 from app.model.training import (DEFAULT_ESTIMATOR, DEFAULT_SCORING, ESTIMATOR_CHOICES, ESTIMATORS, SCORINGS, TASKS,
                                 TrainingError, TrainingOptions, stderr_progress, train)
@@ -49,6 +50,9 @@ def parse_arguments(argv: list[str], settings: dict) -> argparse.Namespace:
     parser.add_argument("--drop", action="append", default=[], metavar="COLUMN", help="leave a column out (repeatable)")
     parser.add_argument("--columns", type=Path, metavar="JSON",
                         help='labels, units and descriptions of the columns: {"col": {"label": .., "unit": .., "description": ..}}')
+    parser.add_argument("--class-names", metavar="LABEL=NAME,...",
+                        help='display names of the classes for people, e.g. "0=no diabetes,1=diabetes" (the page and '
+                             'the card show them; the API keeps the labels)')
     parser.add_argument("--folds", type=int, default=5, help="cross-validation folds (default 5)")
     parser.add_argument("--scoring", choices=SCORINGS,
                         help=f"what the grid search maximises (default {DEFAULT_SCORING['classification']} for "
@@ -89,6 +93,7 @@ def options_from(arguments: argparse.Namespace, argv: list[str]) -> TrainingOpti
         models_dir=arguments.models_dir,
         command=shlex.join(["python", "train.py", *argv]),
         progress=None if arguments.quiet else stderr_progress,
+        class_names=parse_class_names(arguments.class_names) if arguments.class_names else None,
     )
 
 

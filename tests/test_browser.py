@@ -63,7 +63,9 @@ def test_page_predicts_what_the_api_predicts_and_shows_the_model(page, base_url)
     page.click("#predict-button")
     page.wait_for_selector("#result:not([hidden])")
     expected = requests.post(f"{base_url}/predict", json=RECORD, timeout=10).json()["predictions"][0]
-    assert page.text_content("#result-label") == str(expected["label"])
+    names = {"0": "no diabetes", "1": "diabetes"}  # data/columns.json: the API answers 0 or 1, people read names
+    assert page.text_content("#result-label") == names[str(expected["label"])]
+    assert [b.text_content() for b in page.query_selector_all(".bar > span:first-child")] == list(names.values())
     shown = page.text_content(f".bar[data-label='{expected['label']}'] .probability")
     assert shown == f"{expected['probabilities'][str(expected['label'])] * 100:.1f}%"
     assert page.text_content("#result-model") == "pima-diabetes version 1"
@@ -142,3 +144,20 @@ def test_page_shows_a_regressors_value_against_the_training_range(browser, model
             page.screenshot(path=str(ARTIFACTS / "browser-page-regressor.png"), full_page=True)
         finally:
             context.close()
+
+
+def test_the_model_picker_opens_any_loaded_model_regressors_included(page, base_url):
+    page.goto(base_url + "/")
+    listed = [o.text_content() for o in page.query_selector_all("#model-choice option")]
+    assert "pima-diabetes version 1 (default)" in listed and f"{REGRESSOR} version 1 (default) · regressor" in listed
+    page.select_option("#model-choice", label=f"{REGRESSOR} version 1 (default) · regressor")
+    page.wait_for_url(f"**/?model={REGRESSOR}&version=1")
+    assert page.text_content("h1") == REGRESSOR
+    fill(page, PATIENT)
+    page.click("#predict-button")
+    page.wait_for_selector("#result:not([hidden])")
+    assert page.text_content("#result-model") == f"{REGRESSOR} version 1"
+    page.select_option("#model-choice", label="titanic version 1 (default)")
+    page.wait_for_url("**/?model=titanic&version=1")
+    assert page.text_content("h1") == "titanic"
+    assert page.csp_violations == []

@@ -122,6 +122,8 @@ REFUSALS = [
      "values the model does not predict: maybe"),
     ("target-without-sample", ["onehot.pkl", "--target", "Survived"], "needs a sample"),
     ("sample-not-a-csv", ["onehot.pkl", "--sample", "hgb.joblib"], "is not a readable CSV"),
+    ("class-names-of-no-class", ["onehot.pkl", "--class-names", "0=died,5=survived"],
+     "class names name classes the model does not have: '5'"),
 ]
 
 
@@ -144,7 +146,7 @@ def test_import_refuses_a_bad_name(files, tmp_path):
 def test_import_publishes_the_next_version_with_the_contract_from_model_and_sample(files, tmp_path):
     models = tmp_path / "models"
     first = manage(str(files / "hgb.joblib"), "--name", "passengers", "--sample", str(files / "sample.csv"),
-                   "--target", "Survived", models=models)
+                   "--target", "Survived", "--class-names", "0=died,1=survived", models=models)
     second = manage(str(files / "onehot.pkl"), "--name", "passengers", models=models)
     assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
     assert "as passengers version 1 (HistGradientBoostingClassifier, classification)" in first.stdout
@@ -156,6 +158,7 @@ def test_import_publishes_the_next_version_with_the_contract_from_model_and_samp
     assert features["Age"]["allow_missing"] and features["Fare"]["allow_missing"]  # HGB routes gaps itself
     assert features["Fare"]["min"] is not None and features["Fare"]["max"] > features["Fare"]["min"]
     assert metadata["task"] == "classification" and metadata["classes"] == [0, 1]
+    assert metadata["class_names"] == {"0": "died", "1": "survived"}
     assert metadata["test_metrics"]["rows"] == 200 and metadata["test_metrics"]["accuracy"] > 0.7
     assert metadata["imported"]["source"]["format"] == "joblib" and metadata["imported"]["sample_rows"] == 200
     assert metadata["schema"]["target"] == "Survived"

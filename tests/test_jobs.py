@@ -45,7 +45,7 @@ def finished(admin, job_id: str, seconds: float = 120) -> dict:
 
 
 def test_a_job_trains_a_new_version_and_promotes_it_when_asked(app, admin, models_copy):
-    answer = start(admin, f"{QUICK}&promote=always")
+    answer = start(admin, f"{QUICK}&promote=always&class_names=0%3Dhealthy%2C1%3Ddiabetic")
     assert answer.status_code == 202, answer.get_data(as_text=True)
     assert answer.headers["Location"] == f"/jobs/{answer.json['id']}"
     job = finished(admin, answer.json["id"])
@@ -54,6 +54,7 @@ def test_a_job_trains_a_new_version_and_promotes_it_when_asked(app, admin, model
     assert job["progress"] == {"step": "done", "fraction": 1.0}
     reload_models(app)  # under gunicorn the job's process asks the master (test_admin_server.py)
     assert admin.post("/predict", headers=ADMIN, json=RECORD).json["model"]["version"] == 2
+    assert admin.get(f"/models/{PIMA}/2", headers=ADMIN).json["class_names"] == {"0": "healthy", "1": "diabetic"}
 
 
 def test_if_better_compares_on_the_held_out_rows_by_log_loss_and_says_so(app, admin, models_copy):
@@ -96,6 +97,7 @@ def test_a_failed_job_says_why_and_leaves_the_service_as_it_was(admin, models_co
     ("target=Outcome&estimator=xgboost&folds=1&test_size=2", ["estimator", "folds", "test_size"]),
     ("target=Outcome&promote=sometimes&colour=red", ["promote", "colour"]),
     ("target=Outcome&drop=Nope", ["drop"]),
+    ("target=Outcome&class_names=healthy", ["class_names"]),
     ("target=Outcome&seed=-1&seed=2", ["seed"]),
 ])
 def test_a_job_with_bad_options_is_refused_before_it_starts_with_every_problem(admin, models_copy, query, fields):

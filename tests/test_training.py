@@ -43,6 +43,7 @@ def test_default_training_writes_version_one_and_reaches_the_reference_accuracy(
     assert f"test accuracy {metadata['test_metrics']['accuracy']:.4f}" in default_training["stdout"]
     assert "written to" in default_training["stdout"] and "confusion matrix" in default_training["stdout"]
     assert "grid search: 210/210 fits" in default_training["stderr"]
+    assert metadata["class_names"] == {"0": "no diabetes", "1": "diabetes"}  # from data/columns.json
 
 
 def test_default_model_imputes_exactly_the_fields_with_gaps_in_training(default_training):
@@ -184,6 +185,11 @@ BAD_CLI_INPUTS = [
                                           "--target", "y"], "only"),
     ("unknown-estimator", lambda t: ["--estimator", "xgboost"], "invalid choice"),
     ("folds-too-small", lambda t: ["--data", pima(t), "--target", "Outcome", "--folds", "1"], "--folds must be at least 2"),
+    ("class-names-of-no-class", lambda t: ["--data", pima(t), "--target", "Outcome", "--class-names", "0=no,2=yes"],
+     "class names name classes the model does not have: '2'"),
+    ("class-names-unreadable", lambda t: ["--class-names", "diabetes"], "give class names as LABEL=NAME pairs"),
+    ("class-names-of-a-regressor", lambda t: ["--data", continuous(t), "--target", "price", "--class-names", "1=x"],
+     "class names are for classifiers"),
 ]
 
 

@@ -22,6 +22,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from .. import config
 from ..master import request_reload
+from ..model.class_names import parse_class_names
 from ..model.errors import InputError
 from ..model.training import ESTIMATORS, SCORINGS, TASKS
 from . import FAILED, RUNNING, SPEC_FILE, SUCCEEDED, read_json, update_state
@@ -79,6 +80,7 @@ OPTIONS = {
     "scoring": _choice(SCORINGS),
     "drop": _text,  # repeatable
     "promote": _choice(PROMOTE_CHOICES),
+    "class_names": parse_class_names,  # 0=no diabetes,1=diabetes
 }
 
 
@@ -197,7 +199,8 @@ def _train_held(folder: Path, spec: dict[str, Any], settings: dict[str, Any], wh
         drop=chosen["drop"], columns=folder / FILES[COLUMNS] if (folder / FILES[COLUMNS]).is_file() else None,
         models_dir=models_dir, command=f"POST /models/{name}/train (job {folder.name})",
         progress=lambda message: log.info("job %s: %s", folder.name, message), fits_done=fits_done,
-        signing_key=artifacts.signing_key(settings), first_version=lifecycle.next_number(where, name)))
+        signing_key=artifacts.signing_key(settings), first_version=lifecycle.next_number(where, name),
+        class_names=chosen.get("class_names")))
     version = trained.artifact.version
     update_state(folder, progress={"step": "checking the new version as the server loads it", "fraction": 0.92})
     policy = artifacts.load_policy(settings)

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from . import artifacts
+from .class_names import check_class_names
 from .contract import CATEGORY, NUMBER, Decoded, Feature, Schema
 from .describe import describe_frame, matrix_from_frame
 from .output import CLASSIFICATION, REGRESSION, final_estimator, from_scikit_learn, plain, rows_for, task_of
@@ -336,7 +337,7 @@ def sample_metrics(model: Any, schema: Schema, sample: pd.DataFrame, target: str
 def publish_model(model: Any, name: str, models_dir: Path | str = "models", sample: pd.DataFrame | None = None,
                   target: str | None = None, features: Sequence[str] | None = None, command: str = "",
                   source: dict[str, Any] | None = None, trust: Sequence[str] = (),
-                  signing_key: Any = None) -> artifacts.Artifact:
+                  signing_key: Any = None, class_names: dict[str, str] | None = None) -> artifacts.Artifact:
     """Check ``model`` against its sample and publish it as the next version of ``name``.
 
     The version is stored as skops; every type it holds beyond the trusted list (the project's,
@@ -364,6 +365,10 @@ def publish_model(model: Any, name: str, models_dir: Path | str = "models", samp
     classes = json_classes(model) if task == CLASSIFICATION else []
     if task == CLASSIFICATION and not classes:
         raise ImportRefused("the classifier has no classes_")
+    try:
+        class_names = check_class_names(class_names, classes, task)
+    except ValueError as exc:
+        raise ImportRefused(str(exc)) from None
     schema = describe_inputs(model, names, sample, target)
     checked = dry_run(model, schema, sample, task, classes)
     schema = widen_gaps(model, schema, task, classes)
@@ -377,6 +382,7 @@ def publish_model(model: Any, name: str, models_dir: Path | str = "models", samp
         "estimator": _type_name(final_estimator(model)),
         "target": target,
         "classes": classes,
+        "class_names": class_names,
         "target_range": value_range,
         "schema": schema.as_dict(),
         "imported": {"source": source, "sample_rows": None if sample is None else int(len(sample)),
@@ -391,7 +397,8 @@ def publish_model(model: Any, name: str, models_dir: Path | str = "models", samp
 
 def import_file(path: Path | str, name: str, models_dir: Path | str = "models", sample: Path | str | None = None,
                 target: str | None = None, features: Sequence[str] | None = None, command: str = "",
-                trust: Sequence[str] = (), signing_key: Any = None) -> artifacts.Artifact:
+                trust: Sequence[str] = (), signing_key: Any = None,
+                class_names: dict[str, str] | None = None) -> artifacts.Artifact:
     """``manage.py import``: read the model file and the sample CSV, then ``publish_model``."""
     model, kind = read_model_file(path)
     frame = None
@@ -403,7 +410,7 @@ def import_file(path: Path | str, name: str, models_dir: Path | str = "models", 
             raise ImportRefused(str(exc)) from None
     source = {"file": Path(path).name, "format": kind, "sha256": artifacts.sha256_file(path)}
     return publish_model(model, name, models_dir, sample=frame, target=target, features=features, command=command,
-                         source=source, trust=trust, signing_key=signing_key)
+                         source=source, trust=trust, signing_key=signing_key, class_names=class_names)
 
 
 def _frame_digest(frame: pd.DataFrame) -> str:

@@ -243,6 +243,7 @@ class Registry:
             "target": meta.get("target"),
             "target_range": meta.get("target_range"),
             "classes": loaded.classes,
+            "class_names": meta.get("class_names"),
             "schema": meta["schema"],
             "example": loaded.schema.example(),
             "cv": meta.get("cv"),

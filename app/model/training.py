@@ -31,6 +31,7 @@ from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 from sklearn.svm import SVC, SVR
 
 from . import artifacts, compiled
+from .class_names import check_class_names
 from .contract import NUMBER, Schema
 from .output import CLASSIFICATION, REGRESSION, plain
 from .describe import category_values, describe_frame, matrix_from_frame
@@ -73,6 +74,7 @@ class TrainingOptions:
     fits_done: Callable[[int, int], None] | None = None  # (done, total) after each fit of the grid search
     signing_key: Any = None  # Ed25519 private key: the version is signed (app/model/signing.py)
     first_version: int = 1  # the lowest version number to publish as (past deleted versions)
+    class_names: dict[str, str] | None = None  # display names of the classes, by label as text (class_names.py)
 
 
 @dataclass
@@ -422,7 +424,13 @@ def train(options: TrainingOptions) -> TrainingResult:
             raise TrainingError(f"cannot hold out a test set of {size:g} of the rows: {exc}") from None
     prepare_target(labels)
 
-    schema = describe_frame(features, ignored=ignored, target=options.target, annotations=read_columns(options.columns))
+    annotations = read_columns(options.columns)
+    schema = describe_frame(features, ignored=ignored, target=options.target, annotations=annotations)
+    try:  # --class-names, else the target's "classes" in the columns file; checked before the long fit
+        class_names = check_class_names(options.class_names or annotations.get(options.target, {}).get("classes"),
+                                        [plain(c) for c in np.unique(labels)] if task == CLASSIFICATION else [], task)
+    except ValueError as exc:
+        raise TrainingError(str(exc)) from None
     X, X_test = prepare(features, schema), prepare(test_features, schema)
     if task == CLASSIFICATION:
         unseen = sorted(set(test_labels) - set(labels), key=str)
@@ -465,6 +473,7 @@ def train(options: TrainingOptions) -> TrainingResult:
         "estimator": estimator,
         "target": options.target,
         "classes": classes,
+        "class_names": class_names,
         "target_range": target_range(labels) if task == REGRESSION else None,
         "schema": schema.as_dict(),
         "training_data": {

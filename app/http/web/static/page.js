@@ -6,6 +6,13 @@
   const form = document.getElementById("predict-form");
   const button = document.getElementById("predict-button");
   const formError = document.getElementById("form-error");
+  // Display names of the classes ("1" -> "diabetes"), where the version has them; the API answers labels.
+  const classNames = JSON.parse(form.dataset.classNames || "{}");
+  const shown = (label) => (label in classNames ? classNames[label] : label);
+
+  // The model picker: another model or version is another page.
+  const picker = document.getElementById("model-choice");
+  if (picker) picker.addEventListener("change", () => window.location.assign(picker.value));
 
   function record() {
     const values = {};
@@ -70,7 +77,7 @@
       document.getElementById("result-label").textContent = formatNumber(prediction.value);
       showValue(prediction.value);
     } else {
-      document.getElementById("result-label").textContent = String(prediction.label);
+      document.getElementById("result-label").textContent = shown(String(prediction.label));
       document.getElementById("result-range").hidden = true;
     }
     for (const [label, probability] of Object.entries(prediction.probabilities || {})) {
@@ -78,7 +85,7 @@
       row.className = "bar" + (label === String(prediction.label) ? " best" : "");
       row.dataset.label = label;
       const name = document.createElement("span");
-      name.textContent = label;
+      name.textContent = shown(label);
       const track = document.createElement("div");
       track.className = "track";
       const fill = document.createElement("div");
