@@ -270,12 +270,3 @@ def test_a_deleted_version_number_is_never_given_to_another_version(admin, model
     assert admin.delete(f"/models/{PIMA}/versions/2", headers=ADMIN).status_code == 200
     again = upload(admin, models_copy / PIMA / "1")
     assert again.status_code == 201 and again.json["version"] == 3
-
-
-@pytest.mark.parametrize("query, status", [("?model=titanic", 200), ("?model=pima-diabetes&version=1", 200),
-                                           ("?model=nope", 404), ("?version=x", 400), ("?version=7", 404)])
-def test_the_page_opens_the_model_a_query_names(client, query, status):
-    answer = client.get(f"/{query}")
-    assert answer.status_code == status
-    if status == 200:
-        assert 'id="model-choice"' in answer.get_data(as_text=True)

@@ -193,6 +193,7 @@ def _admin_details(name: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "seed": {"type": "integer", "minimum": 0},
         "scoring": {"type": "string"},
         "drop": {"type": "array", "items": {"type": "string"}},
+        "class_names": {"type": "string", "description": "display names of the classes, e.g. 0=no diabetes,1=diabetes"},
         "promote": {"type": "string", "enum": ["if-better", "always", "never"], "default": "if-better",
                     "description": "if-better: when its log loss (classifiers) or RMSE (regressors) on the held-out "
                                    "rows beats the served version's"},
