@@ -143,8 +143,15 @@ def schema_unlike_the_model(folder: Path) -> dict:
     return {"metadata": json.dumps(metadata).encode()}
 
 
+def class_names_of_no_class(folder: Path) -> dict:
+    metadata = json.loads((folder / artifacts.METADATA_FILE).read_text())
+    metadata["class_names"] = {"7": "seven"}
+    return {"metadata": json.dumps(metadata).encode()}
+
+
 @pytest.mark.parametrize("spoil, fields", [
     (garbage_model, ["model"]),
+    (class_names_of_no_class, ["model"]),
     (other_scikit_learn, ["metadata", "model"]),  # every problem, not just the first
     (metadata_not_json, ["metadata"]),
     (schema_unlike_the_model, ["model"]),

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from . import artifacts
+from .class_names import check_class_names
 from .compiled import CompiledPipeline, Unsupported, compile_pipeline, synthetic_rows, verify
 from .contract import Schema
 from .decoding import Decoder
@@ -80,6 +81,7 @@ def load_folder(folder: Path, name: str, version: int, policy: artifacts.LoadPol
         check_features(artifact.model, schema)
         task = artifact.metadata.get("task", CLASSIFICATION)
         classes = list(artifact.metadata["classes"])
+        check_class_names(artifact.metadata.get("class_names"), classes, task)  # shown on the page: checked too
     except (KeyError, TypeError, ValueError, AttributeError) as exc:  # metadata of the wrong shape
         raise artifacts.ArtifactCorrupt(f"its metadata is not usable ({type(exc).__name__}: {exc}); retrain it") from None
     program, backend = (compile_checked(artifact.model, schema, task, classes) if compile_models

@@ -8,7 +8,7 @@
   const formError = document.getElementById("form-error");
   // Display names of the classes ("1" -> "diabetes"), where the version has them; the API answers labels.
   const classNames = JSON.parse(form.dataset.classNames || "{}");
-  const shown = (label) => (label in classNames ? classNames[label] : label);
+  const shown = (label) => (Object.prototype.hasOwnProperty.call(classNames, label) ? classNames[label] : label);
 
   // The model picker: another model or version is another page.
   const picker = document.getElementById("model-choice");
