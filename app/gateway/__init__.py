@@ -131,8 +131,8 @@ class Gateway:
         client = "address:" + environ.get("REMOTE_ADDR", "unknown")
         if not key or not self.admin_keys.allows(key):
             if key and self.keys is not None and self.keys.allows(key):
-                refused = self.limiter.hit("key:" + key_id(key)) if self.limiter is not None else None
-                return self.too_many(refused, request_id) if refused else problem_answer(problem_document(
+                limited = self.limit("key:" + key_id(key), request_id) if self.limiter is not None else None
+                return limited or problem_answer(problem_document(
                     403, "forbidden", "Forbidden", "this API key may predict but not change models; the admin API "
                     "needs a key from ADMIN_API_KEYS", request_id=request_id), [])
             return self.refused_key(key, client, request_id)

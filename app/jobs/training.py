@@ -12,10 +12,10 @@ was: the served version is untouched, and the job says why it failed.
 from __future__ import annotations
 
 import csv
-import shutil
 import io
 import logging
 import math
+import shutil
 import traceback
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence

@@ -139,6 +139,21 @@ def _versions(settings: Settings, name: str) -> list[int]:
     return versions
 
 
+def _check_exists(settings: Settings, name: str, version: int) -> None:
+    versions = _versions(settings, name)
+    if version not in versions:
+        raise ModelNotFound(f"model {name!r} has no version {version}; its versions are: "
+                            f"{', '.join(map(str, versions))}")
+
+
+def _remove(settings: Settings, name: str, version: int) -> None:
+    """A version's folder, renamed out of sight first, so no reader sees half of it. Call it under ``locked``."""
+    folder = settings.models_dir / name
+    doomed = folder / f".deleted-{version}-{secrets.token_hex(4)}"
+    os.rename(folder / str(version), doomed)
+    shutil.rmtree(doomed, ignore_errors=True)
+
+
 def _check_not_configured(settings: Settings, name: str) -> None:
     if name == settings.default_name and settings.configured is not None:
         raise LifecycleConflict(f"MODEL_VERSION={settings.configured} pins {name} in the server's configuration, "
@@ -148,10 +163,7 @@ def _check_not_configured(settings: Settings, name: str) -> None:
 def promote(settings: Settings, name: str, version: int, by: str | None = None, action: str = "promote") -> Change:
     """Serve ``version`` by default (after a reload): write the pin, note it in the history."""
     with locked(settings, name):
-        versions = _versions(settings, name)
-        if version not in versions:
-            raise ModelNotFound(f"model {name!r} has no version {version}; its versions are: "
-                                f"{', '.join(map(str, versions))}")
+        _check_exists(settings, name, version)
         _check_not_configured(settings, name)
         previous = _served_before(settings, name)
         artifacts.write_pin(settings.models_dir, name, version)
@@ -171,10 +183,10 @@ def publish(settings: Settings, name: str, staging: Path, promote: bool, by: str
         version = artifacts.publish_folder(staging, settings.models_dir / name, first=next_number(settings, name))
         if promote:
             artifacts.write_pin(settings.models_dir, name, version)
-        _record(settings, Change("publish", name, version, previous, by, _now()))
+        published = _record(settings, Change("publish", name, version, previous, by, _now()))
         if promote:
             _record(settings, Change("promote", name, version, previous, by, _now()))
-        return Change("publish", name, version, previous, by, _now())
+        return published
 
 
 def next_number(settings: Settings, name: str) -> int:
@@ -221,18 +233,12 @@ def unpin(settings: Settings, name: str, by: str | None = None) -> Change:
 def delete(settings: Settings, name: str, version: int, by: str | None = None) -> Change:
     """Remove a version that is not served: renamed out of sight first, so no reader sees half of it."""
     with locked(settings, name):
-        versions = _versions(settings, name)
-        if version not in versions:
-            raise ModelNotFound(f"model {name!r} has no version {version}; its versions are: "
-                                f"{', '.join(map(str, versions))}")
+        _check_exists(settings, name, version)
         current = served_version(settings, name)
         if version == current:
             raise LifecycleConflict(f"{name} {version} is the version served by default; promote another one "
                                     "first, then delete it")
-        folder = settings.models_dir / name
-        doomed = folder / f".deleted-{version}-{secrets.token_hex(4)}"
-        os.rename(folder / str(version), doomed)
-        shutil.rmtree(doomed, ignore_errors=True)
+        _remove(settings, name, version)
         return _record(settings, Change("delete", name, version, current, by, _now()))
 
 
@@ -263,10 +269,7 @@ def discard(settings: Settings, name: str, version: int, by: str | None = None) 
     """Remove a version a job has just published and that does not load, served or not (it is a
     new model's only version): the job's own undo, not an operator's delete."""
     with locked(settings, name):
-        folder = settings.models_dir / name
-        doomed = folder / f".deleted-{version}-{secrets.token_hex(4)}"
-        os.rename(folder / str(version), doomed)
-        shutil.rmtree(doomed, ignore_errors=True)
+        _remove(settings, name, version)
         return _record(settings, Change("discard", name, version, None, by, _now()))
 
 
