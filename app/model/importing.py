@@ -25,7 +25,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from . import artifacts
+from . import artifacts, drift
 from .class_names import check_class_names
 from .contract import CATEGORY, NUMBER, Decoded, Feature, Schema
 from .describe import describe_frame, matrix_from_frame
@@ -33,6 +33,8 @@ from .output import CLASSIFICATION, REGRESSION, final_estimator, from_scikit_lea
 from .training import compiled_report, evaluate, evaluate_regression, prepare, target_range
 
 FORMATS = ("joblib", "pickle", "skops")
+NO_SAMPLE_FOR_DRIFT = ("imported without a sample, so there is nothing to compare requests with; import it again "
+                       "with a sample of its training or test rows (manage.py import --sample, publish_model(sample=...))")
 
 
 class ImportRefused(Exception):
@@ -391,6 +393,9 @@ def publish_model(model: Any, name: str, models_dir: Path | str = "models", samp
         "cv": None,
         "test_metrics": metrics,
         "fast_path": compiled_report(model, schema, prepare(example_frame, schema), task, classes),
+        drift.METADATA_KEY: (drift.reference_of(model, schema, task, classes, sample[names], sample[names],
+                                                "the import sample") if sample is not None else
+                             drift.unavailable(NO_SAMPLE_FOR_DRIFT)),
     }
     return artifacts.save(models_dir, name, model, metadata, signing_key)
 
