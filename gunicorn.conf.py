@@ -28,6 +28,9 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="model-server-metrics-")
     os.environ["MODEL_SERVER_METRICS_DIR_OWNER"] = str(os.getpid())
+# Drift counts (app/gateway/drift.py): one file per worker and model version, summed by whichever
+# worker answers; inside the metrics folder, so they start fresh and are removed with it.
+os.environ["MODEL_SERVER_DRIFT_DIR"] = os.path.join(os.environ["PROMETHEUS_MULTIPROC_DIR"], "drift")
 
 bind = f"{_settings['HOST']}:{_settings['PORT']}"
 # Predictions are CPU-bound: one sync worker per core keeps every core busy without
@@ -93,7 +96,7 @@ def _write_problem(sock, status_int, reason, mesg):
 
 
 def on_starting(server):
-    """Start the metrics from zero: remove what an earlier server left in a folder it was given."""
+    """Start the metrics and drift counts from zero: remove what an earlier server left in a folder it was given."""
     from gunicorn import util
 
     util.write_error = _write_problem  # the workers (forked from here) call it through the module
@@ -104,6 +107,9 @@ def on_starting(server):
     for name in os.listdir(folder):
         if name.endswith(".db"):
             os.remove(os.path.join(folder, name))
+    import shutil
+
+    shutil.rmtree(os.environ["MODEL_SERVER_DRIFT_DIR"], ignore_errors=True)  # and the drift counts
 
 
 def on_reload(server):

@@ -163,6 +163,11 @@ SETTINGS: dict[str, Setting] = {
                                    choice("fixed-window", "sliding-window-counter", "moving-window")),
     "CORS_ORIGINS": Setting((), origins),  # off unless set: comma-separated origins allowed to call the API
     "METRICS": Setting(True, boolean),  # Prometheus /metrics
+    # drift (app/model/drift.py, app/gateway/drift.py): rows asked of each model version are counted, across
+    # workers, into the bins of its training reference over a rolling window; PSI per feature and for predictions
+    "DRIFT": Setting(True, boolean),  # count rows for drift; false: nothing is counted (the bench measures the cost)
+    "DRIFT_WINDOW": Setting(3600, whole(1, 30 * 86400)),  # seconds of requests the PSI looks at, moving in 1/12 steps
+    "DRIFT_MIN_ROWS": Setting(500, whole(1)),  # fewer rows in the window: no PSI (null, and why), not a noisy number
     # logs
     "LOG_LEVEL": Setting("INFO", choice("debug", "info", "warning", "error", upper=True)),
     "LOG_FORMAT": Setting("text", choice("text", "json")),

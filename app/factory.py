@@ -30,6 +30,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     configure(app, test_config)
     configure_logging(app.config["LOG_LEVEL"], app.config["LOG_FORMAT"])
     load_registry(app)
+    register_drift(app)
     register_metrics(app)
     register_blueprints(app)
     install_reloader(app)
@@ -112,18 +113,27 @@ def reload_keys(app: Flask) -> None:
     gateway.admin_keys = admin_keys  # none left turns the admin API off, which gives nobody more access
 
 
+def register_drift(app: Flask) -> None:
+    """DRIFT: count the rows each version is asked over a rolling window, across workers (in the
+    folder gunicorn.conf.py prepares; without it, in this process)."""
+    if app.config["DRIFT"]:
+        from .gateway.drift import DriftWindow, counts_dir
+
+        app.extensions["drift"] = DriftWindow(app.config["DRIFT_WINDOW"], app.config["DRIFT_MIN_ROWS"], counts_dir())
+
+
 def register_metrics(app: Flask) -> None:
     if app.config["METRICS"]:
         from .gateway.metrics import Metrics
 
-        app.extensions["metrics"] = Metrics()
+        app.extensions["metrics"] = Metrics(app.extensions.get("drift"))
 
 
 def register_blueprints(app: Flask) -> None:
-    from .http import admin, errors, health, metrics, models, openapi, predict, web
+    from .http import admin, drift, errors, health, metrics, models, openapi, predict, web
 
     # the admin routes always exist in Flask; the gateway answers 404 for them without admin keys
-    for blueprint in (health.bp, predict.bp, models.bp, admin.bp, web.bp):
+    for blueprint in (health.bp, predict.bp, models.bp, drift.bp, admin.bp, web.bp):
         app.register_blueprint(blueprint)
     if app.config["METRICS"]:
         app.register_blueprint(metrics.bp)

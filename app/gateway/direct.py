@@ -57,5 +57,6 @@ def answer(app, environ: dict[str, Any]) -> Answer | None:
     except Exception:  # noqa: BLE001 - not swallowed: Flask decodes it again and answers it properly
         environ["wsgi.input"] = io.BytesIO(body)
         return None
-    content, headers = payloads.predict_and_encode(model, decoded, app.extensions.get("metrics"))
+    content, headers = payloads.predict_and_encode(model, decoded, app.extensions.get("metrics"),
+                                                   drift=app.extensions.get("drift"))
     return "200 OK", [*headers, ("Content-Length", str(len(content)))], content

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summary, generate_latest
 from prometheus_client import multiprocess
+from prometheus_client.core import GaugeMetricFamily
 
 log = logging.getLogger("app.metrics")
 
@@ -72,8 +73,42 @@ def multiprocess_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
 
+class DriftGauges:
+    """A collector computed at scrape time from the drift window's counts (app/gateway/drift.py):
+    the PSI per model, version and feature, of the predictions, and the rows counted. A PSI is left
+    out below DRIFT_MIN_ROWS rows; versions without a reference are left out altogether."""
+
+    def __init__(self, window, served) -> None:
+        self.window = window
+        self.served = served
+
+    def collect(self):
+        features = GaugeMetricFamily("model_feature_psi", "Population stability index of a feature's values over the "
+                                     "drift window against training (< 0.1 stable, > 0.25 major)",
+                                     labels=["model", "version", "feature"])
+        predictions = GaugeMetricFamily("model_prediction_psi", "Population stability index of the predictions over "
+                                        "the drift window against the reference", labels=["model", "version"])
+        rows = GaugeMetricFamily("model_drift_rows", "Rows counted in the drift window (DRIFT_WINDOW seconds)",
+                                 labels=["model", "version"])
+        now = time.time()
+        for versions in self.served.models.values():
+            for loaded in versions.values():
+                report = self.window.report(loaded, now)
+                if not report["available"]:
+                    continue
+                labels = [loaded.name, str(loaded.version)]
+                rows.add_metric(labels, report["rows"])
+                for feature in report["features"]:
+                    if feature["psi"] is not None:
+                        features.add_metric([*labels, feature["name"]], feature["psi"])
+                if report["predictions"]["psi"] is not None:
+                    predictions.add_metric(labels, report["predictions"]["psi"])
+        yield from (features, predictions, rows)
+
+
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, drift=None) -> None:
+        self.drift = drift  # the drift window (app/gateway/drift.py), whose gauges a scrape computes
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter("http_requests_total", "HTTP requests answered, by route, method and status",
@@ -146,10 +181,17 @@ class Metrics:
                 self.model_info.labels(loaded.name, str(loaded.version), loaded.backend,
                                        str(loaded is default).lower()).set(1)
 
-    def exposition(self) -> bytes:
+    def exposition(self, served=None) -> bytes:
+        """The text a scrape answers: every worker's metrics and, given the served models, their drift."""
         directory = multiprocess_dir()
         if directory is None:
-            return generate_latest(self.registry)
-        collected = CollectorRegistry()
-        multiprocess.MultiProcessCollector(collected, path=directory)
-        return generate_latest(collected)
+            text = generate_latest(self.registry)
+        else:
+            collected = CollectorRegistry()
+            multiprocess.MultiProcessCollector(collected, path=directory)
+            text = generate_latest(collected)
+        if self.drift is not None and served is not None:
+            gauges = CollectorRegistry(auto_describe=False)
+            gauges.register(DriftGauges(self.drift, served))
+            text += generate_latest(gauges)
+        return text

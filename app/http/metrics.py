@@ -10,6 +10,7 @@ bp = Blueprint("metrics", __name__)
 @bp.get("/metrics")
 def metrics() -> Response:
     found = current_app.extensions["metrics"]
-    found.describe_models(current_app.extensions["registry"])
-    return Response(found.exposition(), mimetype=CONTENT_TYPE_LATEST.split(";")[0],
+    served = current_app.extensions["registry"]
+    found.describe_models(served)
+    return Response(found.exposition(served), mimetype=CONTENT_TYPE_LATEST.split(";")[0],
                     headers={"Content-Type": CONTENT_TYPE_LATEST})

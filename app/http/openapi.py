@@ -159,6 +159,15 @@ def _operation_details(default: LoadedModel, model_names: list[str]) -> dict[str
             "responses": {"200": _json_response("Metadata", {"type": "object"}), "404": _problem_response(ERRORS["404"]),
                           "503": _problem_response(ERRORS["503"])},
         },
+        "modelDrift": {
+            "parameters": [name, {"name": "version", "in": "path", "required": True,
+                                  "schema": {"type": "integer", "minimum": 0}}],
+            "responses": {"200": _json_response("The window, the rows counted in it, and the PSI (null below "
+                                                "DRIFT_MIN_ROWS rows, with the reason) of each feature and of the "
+                                                "predictions, with each bin's reference and current share",
+                                                _drift_schema()),
+                          "404": _problem_response(ERRORS["404"]), "503": _problem_response(ERRORS["503"])},
+        },
         "health": {"responses": {"200": _json_response("Alive", {
             "type": "object", "properties": {"status": {"type": "string", "enum": ["ok"]}}})}},
         "ready": {"responses": {"200": _json_response("Ready", {"type": "object"}),
@@ -255,6 +264,31 @@ def _admin_details(name: dict[str, Any]) -> dict[str, dict[str, Any]]:
                 "404": _problem_response("No such job")},
         },
     }
+
+
+def _drift_schema() -> dict[str, Any]:
+    """GET /models/<name>/<version>/drift (app/http/drift.py, app/model/drift.py)."""
+    number = {"type": "number", "nullable": True}
+    bin_schema = {"type": "object", "required": ["label", "reference", "current"], "properties": {
+        "label": {"type": "string"}, "low": number, "high": number, "gaps": {"type": "boolean"},
+        "reference": {"type": "number"}, "current": {"type": "number"}}}
+    compared = {"psi": number, "level": {"type": "string", "enum": ["stable", "moderate", "major"], "nullable": True},
+                "bins": {"type": "array", "items": bin_schema}}
+    return {"type": "object", "required": ["model", "available"], "properties": {
+        "model": {"type": "object", "properties": {"name": {"type": "string"}, "version": {"type": "integer"}}},
+        "window": {"type": "object", "nullable": True, "properties": {
+            "seconds": {"type": "integer"}, "step_seconds": {"type": "number"},
+            "from": {"type": "string", "format": "date-time"}, "to": {"type": "string", "format": "date-time"}}},
+        "available": {"type": "boolean", "description": "false: no reference or counting off; reason says why"},
+        "reason": {"type": "string", "nullable": True},
+        "rows": {"type": "integer"}, "min_rows": {"type": "integer"}, "reference_rows": {"type": "integer"},
+        "features": {"type": "array", "items": {"type": "object", "properties": {
+            "name": {"type": "string"}, "kind": {"type": "string", "enum": ["number", "category"]}, **compared}}},
+        "predictions": {"type": "object", "properties": {
+            "kind": {"type": "string", "enum": ["classes", "values"]}, "reference_rows": {"type": "integer"},
+            "reference_from": {"type": "string"}, **compared}},
+        "thresholds": {"type": "object"},
+    }}
 
 
 def _record_name(model: LoadedModel) -> str:

@@ -220,11 +220,13 @@ def json_answer(document: Any, model: LoadedModel) -> tuple[bytes, list[tuple[st
 
 
 def predict_and_encode(model: LoadedModel, decoded: Decoded, metrics: Any | None,
-                       plain: bool = False) -> tuple[bytes, list[tuple[str, str]]]:
+                       plain: bool = False, drift: Any | None = None) -> tuple[bytes, list[tuple[str, str]]]:
     """Predict the rows and encode the answer: the prediction document, or (``plain``) MLflow's
     list of labels or values."""
     output = predict.predict(model, decoded)
     if metrics is not None:  # the gateway's Metrics, told what each row got
         metrics.observe_predictions(model, output)
+    if drift is not None:  # the gateway's drift window, told what was asked and answered (counted later)
+        drift.observe(model, decoded.matrix, output)
     document = predict.plain_document(model, output) if plain else predict.prediction_document(model, decoded, output)
     return json_answer(document, model)

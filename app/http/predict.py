@@ -67,7 +67,9 @@ def decode_query(model: LoadedModel) -> Decoded:
 
 
 def answer(model: LoadedModel, decoded: Decoded, plain: bool = False) -> Response:
-    body, headers = payloads.predict_and_encode(model, decoded, current_app.extensions.get("metrics"), plain)
+    extensions = current_app.extensions
+    body, headers = payloads.predict_and_encode(model, decoded, extensions.get("metrics"), plain,
+                                                drift=extensions.get("drift"))
     return current_app.response_class(body, headers=headers)
 
 

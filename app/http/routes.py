@@ -58,6 +58,8 @@ ROUTES: tuple[Route, ...] = (
     Route("/models", (get("listModels", "Every model, its versions and the default"),)),
     Route("/models/<name>", (get("describeModel", "A model's metadata: schema, example, classes, metrics"),)),
     Route("/models/<name>/<int:version>", (get("describeModelVersion", "One version's metadata"),)),
+    Route("/models/<name>/<int:version>/drift", (get("modelDrift", "Drift over the rolling window: PSI per feature "
+                                                                    "and of the predictions, with each bin's shares"),)),
     # the admin API (app/http/admin.py): model lifecycle, for admin keys only
     Route("/models/<name>/versions", (post("uploadModelVersion", "Upload a signed version: checked as at startup, "
                                                                  "stored as the next version"),), admin=True),

@@ -1,0 +1,217 @@
+"""Drift counting: the rows each model version is asked, in its reference's bins, over a rolling
+window, counted across every gunicorn worker.
+
+A prediction only appends its decoded matrix and answers to a list (``observe``: about a
+microsecond); the rows are folded into bin counts in batches (app/model/drift.py's ``Bins.count``,
+vectorised), every ``FOLD_SECONDS`` by a thread of the worker or as soon as ``FOLD_ROWS`` are
+waiting. Counts live in time slots: the window (DRIFT_WINDOW seconds) is ``SLOTS`` slots, so it
+moves in steps of a twelfth and always covers between 11/12 of it and all of it.
+
+Under gunicorn each worker writes its counts to a file of its own (a NumPy memmap, one per model
+version and worker pid) in the folder gunicorn.conf.py prepares (``MODEL_SERVER_DRIFT_DIR``,
+inside the metrics folder, removed with it), and a reader (``/metrics``, the drift endpoint) sums
+the files of the slots still in the window: any worker answers for all of them, and the rows a
+worker served still count after it exits, until they age out. Without that variable (tests,
+``flask run``) the counts live in the process.
+
+Nothing here may fail or slow a prediction: every error is logged at most once a minute and the
+prediction is served as if drift were off (as app/gateway/metrics.py does). Imports no Flask.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..model import drift
+
+log = logging.getLogger("app.drift")
+
+SLOTS = 12  # the window moves in steps of 1/SLOTS of its length
+FOLD_SECONDS = 1.0  # a worker's waiting rows reach its counts file at least this often
+FOLD_ROWS = 4096  # ... or as soon as this many are waiting (bounds the memory they hold)
+DIRECTORY_VARIABLE = "MODEL_SERVER_DRIFT_DIR"
+SUFFIX = ".drift.npy"
+
+Key = tuple[str, int]
+
+
+def counts_dir() -> Path | None:
+    folder = os.environ.get(DIRECTORY_VARIABLE)
+    return Path(folder) if folder else None
+
+
+class DriftWindow:
+    def __init__(self, window_seconds: int, min_rows: int, folder: Path | None = None):
+        self.window_seconds = window_seconds
+        self.slot_seconds = window_seconds / SLOTS
+        self.min_rows = min_rows
+        self.folder = folder
+        self._bins: dict[Key, tuple[drift.Bins | None, str | None]] = {}
+        self._last_failure_log = -1e9
+        self._reset(None)
+
+    def _reset(self, pid: int | None) -> None:
+        """A fresh start in this process: gunicorn forks workers from a master that never counts."""
+        self._pid = pid
+        self._lock = threading.Lock()  # the waiting list
+        self._folding = threading.Lock()  # one fold at a time: the timer's, a full list's or a reader's
+        self._waiting: list[tuple[Any, np.ndarray, np.ndarray]] = []
+        self._waiting_rows = 0
+        self._counts: dict[Key, np.ndarray] = {}  # this process's: (SLOTS, 1 + width): slot number, counts
+
+    # ---- the prediction's side: cheap ------------------------------------------------------
+    def observe(self, model, matrix: np.ndarray, output) -> None:
+        """Note the rows a model answered; they are counted later, in a batch."""
+        try:
+            if self._pid != os.getpid():
+                self._start()
+            answers = output.values if model.is_regressor else output.winners
+            with self._lock:
+                self._waiting.append((model, matrix, answers))
+                self._waiting_rows += len(matrix)
+                full = self._waiting_rows >= FOLD_ROWS
+            if full:
+                self.fold()
+        except Exception as exc:  # noqa: BLE001 - drift never fails a prediction
+            self._failed(exc)
+
+    def _start(self) -> None:
+        self._reset(os.getpid())
+        if self.folder is not None:  # a worker: fold on a timer too, so an idle worker's rows show
+            threading.Thread(target=self._fold_regularly, name="drift-fold", daemon=True).start()
+
+    def _fold_regularly(self) -> None:
+        while True:
+            time.sleep(FOLD_SECONDS)
+            try:
+                self.fold()
+            except Exception as exc:  # noqa: BLE001 - the thread carries on; the next fold tries again
+                self._failed(exc)
+
+    def fold(self) -> None:
+        """Add the waiting rows to this process's counts, one vectorised pass per model version."""
+        with self._folding:
+            self._fold()
+
+    def _fold(self) -> None:
+        with self._lock:
+            waiting, self._waiting, self._waiting_rows = self._waiting, [], 0
+        if not waiting:
+            return
+        groups: dict[Key, tuple[Any, list[np.ndarray], list[np.ndarray]]] = {}
+        for model, matrix, answers in waiting:
+            group = groups.setdefault((model.name, model.version), (model, [], []))
+            group[1].append(matrix)
+            group[2].append(answers)
+        slot = self._slot(time.time())
+        for key, (model, matrices, answers) in groups.items():
+            bins, _ = self.bins(model)
+            if bins is None:
+                continue
+            counted = bins.count(np.concatenate(matrices), np.concatenate(answers))
+            counts = self._own_counts(key, bins.width)
+            row = slot % SLOTS
+            if counts[row, 0] != slot:  # a slot that left the window: start it again
+                counts[row, 1:] = 0
+                counts[row, 0] = slot
+            counts[row, 1:] += counted
+
+    def _own_counts(self, key: Key, width: int) -> np.ndarray:
+        counts = self._counts.get(key)
+        if counts is None:
+            if self.folder is None:
+                counts = np.zeros((SLOTS, 1 + width), dtype=np.int64)
+            else:
+                self.folder.mkdir(parents=True, exist_ok=True)
+                path = self.folder / f"{key[0]}@{key[1]}@{os.getpid()}{SUFFIX}"
+                counts = np.lib.format.open_memmap(path, mode="w+", dtype=np.int64, shape=(SLOTS, 1 + width))
+            counts[:, 0] = -1
+            self._counts[key] = counts
+        return counts
+
+    def _slot(self, now: float) -> int:
+        return int(now // self.slot_seconds)
+
+    def _failed(self, exc: Exception) -> None:
+        now = time.monotonic()
+        if now - self._last_failure_log > 60:
+            self._last_failure_log = now
+            log.error("drift not counted (%s: %s); serving without it", type(exc).__name__, exc)
+
+    # ---- the reader's side: /metrics and the drift endpoint ----------------------------------
+    def bins(self, model) -> tuple[drift.Bins | None, str | None]:
+        """A version's bins (built once), or None and why it has none."""
+        key = (model.name, model.version)
+        found = self._bins.get(key)
+        if found is None:
+            found = self._bins[key] = drift.bins_for(model.schema, model.metadata, model.task, model.classes)
+        return found
+
+    def window_counts(self, model, bins: drift.Bins, now: float) -> np.ndarray:
+        """The counts of the slots in the window, summed over every worker (this one's waiting rows
+        first), for one model version."""
+        try:
+            self.fold()
+        except Exception as exc:  # noqa: BLE001 - the files still hold what was folded before
+            self._failed(exc)
+        newest = self._slot(now)
+        total = np.zeros(bins.width, dtype=np.int64)
+        for counts in self._all_counts((model.name, model.version), newest):
+            if counts.shape != (SLOTS, 1 + bins.width):
+                continue  # another layout (cannot happen for one name/version; never summed wrongly)
+            slots = counts[:, 0]
+            inside = (slots > newest - SLOTS) & (slots <= newest)
+            total += counts[inside, 1:].sum(axis=0)
+        return total
+
+    def _all_counts(self, key: Key, newest: int) -> list[np.ndarray]:
+        if self.folder is None:
+            own = self._counts.get(key)
+            return [] if own is None else [own]
+        found = []
+        for path in self.folder.glob(f"{key[0]}@{key[1]}@*{SUFFIX}"):
+            try:
+                counts = np.load(path, mmap_mode="r")
+            except (OSError, ValueError):  # being created, or removed meanwhile
+                continue
+            if counts[:, 0].max() <= newest - SLOTS and not _alive(path):
+                path.unlink(missing_ok=True)  # an exited worker's counts, all aged out of the window
+                continue
+            found.append(counts)
+        return found
+
+    def report(self, model, now: float | None = None) -> dict[str, Any]:
+        """The drift of one version over the window: the JSON endpoint's document."""
+        now = time.time() if now is None else now
+        bins, reason = self.bins(model)
+        head = {"model": {"name": model.name, "version": model.version}, "window": self.window(now)}
+        if bins is None:
+            return {**head, "available": False, "reason": reason}
+        return {**head, "available": True, **bins.compare(self.window_counts(model, bins, now), self.min_rows)}
+
+    def window(self, now: float) -> dict[str, Any]:
+        start = (self._slot(now) - SLOTS + 1) * self.slot_seconds
+        return {"seconds": self.window_seconds, "step_seconds": round(self.slot_seconds, 3),
+                "from": _timestamp(start), "to": _timestamp(now)}
+
+
+def _alive(path: Path) -> bool:
+    pid = int(path.name[: -len(SUFFIX)].rsplit("@", 1)[1])
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _timestamp(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
