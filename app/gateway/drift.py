@@ -19,6 +19,7 @@ prediction is served as if drift were off (as app/gateway/metrics.py does). Impo
 """
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import threading
@@ -84,8 +85,9 @@ class DriftWindow:
 
     def _start(self) -> None:
         self._reset(os.getpid())
-        if self.folder is not None:  # a worker: fold on a timer too, so an idle worker's rows show
+        if self.folder is not None:  # a worker: fold on a timer too, so an idle worker's rows show,
             threading.Thread(target=self._fold_regularly, name="drift-fold", daemon=True).start()
+            atexit.register(self.fold)  # and when it exits (a reload, MAX_REQUESTS), so none are lost
 
     def _fold_regularly(self) -> None:
         while True:
