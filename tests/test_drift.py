@@ -95,6 +95,41 @@ def test_a_row_lands_in_the_same_bin_in_training_as_in_serving_edges_and_gaps_in
     assert counts[bins.predictions].tolist() == [1, 2]
 
 
+def damaged(change) -> dict:
+    reference = {"rows": 4, "features": {"x": {"edges": [1.0, 2.0], "counts": [1, 1, 1], "missing": 1}},
+                 "predictions": {"rows": 4, "from": "rows", "counts": [3, 1]}}
+    change(reference)
+    return reference
+
+
+ONE_NUMBER = Schema(features=(Feature("x", NUMBER, allow_missing=True),))
+UNUSABLE_REFERENCES = [
+    ("none recorded", None, "published before drift references were recorded"),
+    ("import without a sample", drift.unavailable(NO_SAMPLE_FOR_DRIFT), "imported without a sample"),
+    ("counts for other bins", damaged(lambda r: r["features"]["x"]["counts"].pop()), "has 2 counts for 3 bins"),
+    ("edges out of order", damaged(lambda r: r["features"]["x"].update(edges=[2.0, 1.0])), "out of order"),
+    ("a feature missing", damaged(lambda r: r["features"].pop("x")), "KeyError"),
+    ("prediction counts for other classes", damaged(lambda r: r["predictions"]["counts"].append(0)),
+     "3 counts for 2 bins"),
+]
+
+
+@pytest.mark.parametrize("reference, reason", [case[1:] for case in UNUSABLE_REFERENCES],
+                         ids=[case[0] for case in UNUSABLE_REFERENCES])
+def test_a_version_without_a_usable_reference_has_no_bins_and_says_why(reference, reason):
+    stored = {} if reference is None else {drift.METADATA_KEY: reference}
+    bins, why = drift.bins_for(ONE_NUMBER, stored, "classification", ["no", "yes"])
+    assert bins is None and reason in why
+
+
+def test_a_sound_reference_compares_to_itself_with_a_psi_of_zero():
+    bins, why = drift.bins_for(ONE_NUMBER, {drift.METADATA_KEY: damaged(lambda r: None)}, "classification", ["a", "b"])
+    assert why is None
+    counts = bins.count(np.array([[0.5], [1.5], [2.5], [np.nan]]), np.array([0, 0, 0, 1]))
+    compared = bins.compare(counts, min_rows=4)
+    assert compared["features"][0]["psi"] == 0.0 and compared["predictions"]["psi"] == 0.0
+
+
 # ---- the reference, at training and import -------------------------------------------------------
 def metadata(models: Path, name: str, version: int = 1) -> dict:
     return json.loads((models / name / str(version) / "metadata.json").read_text())

@@ -131,6 +131,22 @@ class Bins:
             self.prediction_labels = tuple(str(c) for c in self.classes)
         self.predictions = slice(position, position + len(self.prediction_labels))
         self.width = self.predictions.stop
+        if "counts" in predictions:  # a stored reference (not one being built): its shape must be this layout's
+            self._check(document)
+
+    def _check(self, document: Mapping[str, Any]) -> None:
+        """A reference that does not fit the schema (edited, or from other code) is refused here,
+        at load, rather than failing a comparison later."""
+        for spec in self.features:
+            stored = document["features"][spec.name]
+            if len(stored["counts"]) != spec.stop - spec.start - 1 or int(stored["missing"]) < 0:
+                raise ValueError(f"feature {spec.name!r} has {len(stored['counts'])} counts for "
+                                 f"{spec.stop - spec.start - 1} bins")
+            if spec.edges is not None and np.any(np.diff(spec.edges) <= 0):
+                raise ValueError(f"feature {spec.name!r} has bin edges out of order")
+        if len(document["predictions"]["counts"]) != len(self.prediction_labels):
+            raise ValueError(f"the predictions have {len(document['predictions']['counts'])} counts for "
+                             f"{len(self.prediction_labels)} bins")
 
     def count(self, matrix: np.ndarray, answers: np.ndarray | None) -> np.ndarray:
         """Counts for these rows (``answers``: a classifier's class indices or a regressor's values,
@@ -238,11 +254,11 @@ def level(value: float | None) -> str | None:
 
 
 def number_labels(edges: np.ndarray) -> tuple[str, ...]:
-    """'≤ 95', '95 – 110', ..., '> 180': a number bin for people (low exclusive, high inclusive)."""
+    """'<= 95', '95 to 110', ..., '> 180': a number bin for people (low exclusive, high inclusive)."""
     cuts = [f"{edge:g}" for edge in np.asarray(edges).tolist()]
     if not cuts:
         return ("any value",)
-    return (f"≤ {cuts[0]}", *(f"{low} – {high}" for low, high in zip(cuts, cuts[1:])), f"> {cuts[-1]}")
+    return (f"<= {cuts[0]}", *(f"{low} to {high}" for low, high in zip(cuts, cuts[1:])), f"> {cuts[-1]}")
 
 
 def bins_for(schema: Schema, metadata: Mapping[str, Any], task: str, classes: list[Any]) -> tuple[Bins | None, str | None]:
