@@ -49,6 +49,9 @@ def counts_dir() -> Path | None:
 
 
 class DriftWindow:
+    """This server's drift counts: written by ``observe`` (each prediction) and ``fold``, read by
+    ``report`` (the endpoint, the gauges) summed over every worker's counts in the window."""
+
     def __init__(self, window_seconds: int, min_rows: int, folder: Path | None = None):
         self.window_seconds = window_seconds
         self.slot_seconds = window_seconds / SLOTS
@@ -73,9 +76,8 @@ class DriftWindow:
         try:
             if self._pid != os.getpid():
                 self._start()
-            answers = output.values if model.is_regressor else output.winners
             with self._lock:
-                self._waiting.append((model, matrix, answers))
+                self._waiting.append((model, matrix, drift.counted_answers(output, model.task)))
                 self._waiting_rows += len(matrix)
                 full = self._waiting_rows >= FOLD_ROWS
             if full:
@@ -87,15 +89,18 @@ class DriftWindow:
         self._reset(os.getpid())
         if self.folder is not None:  # a worker: fold on a timer too, so an idle worker's rows show,
             threading.Thread(target=self._fold_regularly, name="drift-fold", daemon=True).start()
-            atexit.register(self.fold)  # and when it exits (a reload, MAX_REQUESTS), so none are lost
+            atexit.register(self._fold_quietly)  # and when it exits (a reload, MAX_REQUESTS): none are lost
 
     def _fold_regularly(self) -> None:
         while True:
             time.sleep(FOLD_SECONDS)
-            try:
-                self.fold()
-            except Exception as exc:  # noqa: BLE001 - the thread carries on; the next fold tries again
-                self._failed(exc)
+            self._fold_quietly()
+
+    def _fold_quietly(self) -> None:
+        try:
+            self.fold()
+        except Exception as exc:  # noqa: BLE001 - the next fold tries again; nothing else depends on it
+            self._failed(exc)
 
     def fold(self) -> None:
         """Add the waiting rows to this process's counts, one vectorised pass per model version."""
@@ -159,10 +164,7 @@ class DriftWindow:
     def window_counts(self, model, bins: drift.Bins, now: float) -> np.ndarray:
         """The counts of the slots in the window, summed over every worker (this one's waiting rows
         first), for one model version."""
-        try:
-            self.fold()
-        except Exception as exc:  # noqa: BLE001 - the files still hold what was folded before
-            self._failed(exc)
+        self._fold_quietly()  # if it fails, the counts still hold what was folded before
         newest = self._slot(now)
         total = np.zeros(bins.width, dtype=np.int64)
         for counts in self._all_counts((model.name, model.version), newest):

@@ -43,13 +43,9 @@ def reference(schema: Schema, matrix: np.ndarray, predicted: Output, task: str, 
     """What training saw, in the serving matrix's terms (``matrix``: rows in schema order, NaN for
     a gap, a category as its code), and the model's answers ``predicted``; ``predictions_from``
     says which rows those answer (held-out rows are out of sample, as served rows are)."""
-    features = {}
-    for column, feature in enumerate(schema.features):
-        values = matrix[:, column]
-        entry: dict[str, Any] = {}
-        if feature.kind == NUMBER:
-            entry["edges"] = quantile_edges(values)
-        features[feature.name] = entry
+    features: dict[str, dict[str, Any]] = {
+        feature.name: {"edges": quantile_edges(matrix[:, column])} if feature.kind == NUMBER else {}
+        for column, feature in enumerate(schema.features)}
     predictions: dict[str, Any] = {"rows": int(len(predicted)), "from": predictions_from}
     if task == REGRESSION:
         predictions["edges"] = quantile_edges(predicted.values)
@@ -73,6 +69,11 @@ def reference_of(model: Any, schema: Schema, task: str, classes: list[Any], rows
     answered_matrix = answered_matrix[answered_usable]
     predicted = from_scikit_learn(model, rows_for(model, Decoded(answered_matrix, [], schema).frame), task, classes)
     return reference(schema, matrix[usable], predicted, task, classes, predictions_from)
+
+
+def counted_answers(predicted: Output, task: str) -> np.ndarray:
+    """What is counted of an answer: a regressor's values, a classifier's class indices."""
+    return predicted.values if task == REGRESSION else predicted.winners
 
 
 def unavailable(reason: str) -> dict[str, Any]:
@@ -170,13 +171,8 @@ class Bins:
 
     def count_predictions(self, predicted: Output) -> np.ndarray:
         """The reference's prediction counts: the predictions' bins only."""
-        answers = self.answers(predicted)
-        return np.bincount(self._prediction_slots(answers) - self.predictions.start,
+        return np.bincount(self._prediction_slots(counted_answers(predicted, self.task)) - self.predictions.start,
                            minlength=len(self.prediction_labels))
-
-    def answers(self, predicted: Output) -> np.ndarray:
-        """What is counted of an answer: the values of a regressor, the class indices of a classifier."""
-        return predicted.values if self.task == REGRESSION else predicted.winners
 
     def _prediction_slots(self, answers: np.ndarray) -> np.ndarray:
         if self.prediction_edges is None:
