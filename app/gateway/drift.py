@@ -3,8 +3,8 @@ window, counted across every gunicorn worker.
 
 A prediction only appends its decoded matrix and answers to a list (``observe``: about a
 microsecond); the rows are folded into bin counts in batches (app/model/drift.py's ``Bins.count``,
-vectorised), every ``FOLD_SECONDS`` by a thread of the worker or as soon as ``FOLD_ROWS`` are
-waiting. Counts live in time slots: the window (DRIFT_WINDOW seconds) is ``SLOTS`` slots, so it
+vectorised), every ``FOLD_SECONDS`` by a thread of the worker or as soon as ``FOLD_ANSWERS``
+answers are waiting. Counts live in time slots: the window (DRIFT_WINDOW seconds) is ``SLOTS`` slots, so it
 moves in steps of a twelfth and always covers between 11/12 of it and all of it.
 
 Under gunicorn each worker writes its counts to a file of its own (a NumPy memmap, one per model
@@ -20,10 +20,13 @@ prediction is served as if drift were off (as app/gateway/metrics.py does). Impo
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import os
 import threading
 import time
+import weakref
+from collections import deque
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -36,7 +39,7 @@ log = logging.getLogger("app.drift")
 
 SLOTS = 12  # the window moves in steps of 1/SLOTS of its length
 FOLD_SECONDS = 1.0  # a worker's waiting rows reach its counts file at least this often
-FOLD_ROWS = 4096  # ... or as soon as this many are waiting (bounds the memory they hold)
+FOLD_ANSWERS = 1024  # ... or as soon as this many answers are waiting (bounds the memory they hold)
 DIRECTORY_VARIABLE = "MODEL_SERVER_DRIFT_DIR"
 SUFFIX = ".drift.npy"
 
@@ -59,34 +62,34 @@ class DriftWindow:
         self.folder = folder
         self._bins: dict[Key, tuple[drift.Bins | None, str | None]] = {}
         self._last_failure_log = -1e9
-        self._reset(None)
+        self._reset()
+        # gunicorn forks the workers from a master that never counts: each starts afresh
+        os.register_at_fork(after_in_child=functools.partial(_call_if_alive, weakref.WeakMethod(self._reset)))
 
-    def _reset(self, pid: int | None) -> None:
-        """A fresh start in this process: gunicorn forks workers from a master that never counts."""
-        self._pid = pid
-        self._lock = threading.Lock()  # the waiting list
+    def _reset(self) -> None:
+        """A fresh start in this process (at creation, and in a forked worker)."""
+        self._started = False
         self._folding = threading.Lock()  # one fold at a time: the timer's, a full list's or a reader's
-        self._waiting: list[tuple[Any, np.ndarray, np.ndarray]] = []
-        self._waiting_rows = 0
+        # what the predictions answered, not yet counted: (model, matrix, output); a deque's append and
+        # popleft are atomic, so the prediction's side takes no lock
+        self._waiting: deque[tuple[Any, np.ndarray, Any]] = deque()
         self._counts: dict[Key, np.ndarray] = {}  # this process's: (SLOTS, 1 + width): slot number, counts
 
     # ---- the prediction's side: cheap ------------------------------------------------------
     def observe(self, model, matrix: np.ndarray, output) -> None:
         """Note the rows a model answered; they are counted later, in a batch."""
         try:
-            if self._pid != os.getpid():
+            if not self._started:
                 self._start()
-            with self._lock:
-                self._waiting.append((model, matrix, drift.counted_answers(output, model.task)))
-                self._waiting_rows += len(matrix)
-                full = self._waiting_rows >= FOLD_ROWS
-            if full:
+            waiting = self._waiting
+            waiting.append((model, matrix, output))
+            if len(waiting) >= FOLD_ANSWERS:
                 self.fold()
         except Exception as exc:  # noqa: BLE001 - drift never fails a prediction
             self._failed(exc)
 
     def _start(self) -> None:
-        self._reset(os.getpid())
+        self._started = True
         if self.folder is not None:  # a worker: fold on a timer too, so an idle worker's rows show,
             threading.Thread(target=self._fold_regularly, name="drift-fold", daemon=True).start()
             atexit.register(self._fold_quietly)  # and when it exits (a reload, MAX_REQUESTS): none are lost
@@ -108,15 +111,15 @@ class DriftWindow:
             self._fold()
 
     def _fold(self) -> None:
-        with self._lock:
-            waiting, self._waiting, self._waiting_rows = self._waiting, [], 0
+        waiting, take = self._waiting, self._waiting.popleft
         if not waiting:
             return
         groups: dict[Key, tuple[Any, list[np.ndarray], list[np.ndarray]]] = {}
-        for model, matrix, answers in waiting:
+        for _ in range(len(waiting)):  # what is appended meanwhile waits for the next fold
+            model, matrix, output = take()
             group = groups.setdefault((model.name, model.version), (model, [], []))
             group[1].append(matrix)
-            group[2].append(answers)
+            group[2].append(drift.counted_answers(output, model.task))
         slot = self._slot(time.time())
         for key, (model, matrices, answers) in groups.items():
             bins, _ = self.bins(model)
@@ -204,6 +207,12 @@ class DriftWindow:
         start = (self._slot(now) - SLOTS + 1) * self.slot_seconds
         return {"seconds": self.window_seconds, "step_seconds": round(self.slot_seconds, 3),
                 "from": _timestamp(start), "to": _timestamp(now)}
+
+
+def _call_if_alive(method: weakref.WeakMethod) -> None:
+    found = method()
+    if found is not None:
+        found()
 
 
 def _alive(path: Path) -> bool:
