@@ -156,8 +156,20 @@ def _operation_details(default: LoadedModel, model_names: list[str]) -> dict[str
         "describeModelVersion": {
             "parameters": [name, {"name": "version", "in": "path", "required": True,
                                   "schema": {"type": "integer", "minimum": 0}}],
-            "responses": {"200": _json_response("Metadata", {"type": "object"}), "404": _problem_response(ERRORS["404"]),
-                          "503": _problem_response(ERRORS["503"])},
+            "responses": {"200": {"description": "Metadata (JSON), or the model card page for a browser (an Accept "
+                                                 "header that ranks text/html above JSON)",
+                                  "content": {"application/json": {"schema": {"type": "object"}},
+                                              "text/html": {"schema": {"type": "string"}}}},
+                          "404": _problem_response(ERRORS["404"]), "503": _problem_response(ERRORS["503"])},
+        },
+        "getModelCardFile": {
+            "parameters": [name, {"name": "version", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}},
+                           {"name": "filename", "in": "path", "required": True, "schema": {"type": "string"},
+                            "description": "README.md, or a plot the card lists (card.plots[].file in the metadata)"}],
+            "responses": {"200": {"description": "The file, checked against the sha256 in the version's signed metadata",
+                                  "content": {"image/svg+xml": {"schema": {"type": "string"}},
+                                              "text/markdown": {"schema": {"type": "string"}}}},
+                          "404": _problem_response(ERRORS["404"])},
         },
         "health": {"responses": {"200": _json_response("Alive", {
             "type": "object", "properties": {"status": {"type": "string", "enum": ["ok"]}}})}},

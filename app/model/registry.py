@@ -221,6 +221,15 @@ class Registry:
             return exc.detail
         return None
 
+    def read_file(self, name: str, version: int, relative: str) -> bytes:
+        """A loaded version's other file (``card/roc.svg``), checked against the sha256 the loaded
+        metadata lists: ModelNotFound if there is no such file, or it is missing or was changed."""
+        loaded = self.get(name, version)
+        try:
+            return artifacts.read_file(self.models_dir / name / str(version), loaded.metadata, relative)
+        except artifacts.ArtifactError as exc:
+            raise ModelNotFound(f"model {name}/{version}: {exc}") from None
+
     def describe(self, name: str) -> dict[str, Any]:
         if name not in self.names():
             raise ModelNotFound(f"no model named {name!r}; loaded models: {', '.join(self.names()) or 'none'}")
@@ -255,4 +264,14 @@ class Registry:
             "backend": loaded.backend,
             "model_sha256": meta.get("model_sha256"),
             "command": meta.get("command"),
+            "card": card_links(name, version, meta.get("card")),
         }
+
+
+def card_links(name: str, version: int, summary: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The card's summary with where its files are served (the page is the version's own URL)."""
+    if not summary:
+        return None
+    base = f"/models/{name}/{version}/card/"
+    return {**summary, "markdown": base + "README.md",
+            "plots": [{**plot, "url": base + plot["file"]} for plot in summary.get("plots", [])]}

@@ -41,3 +41,6 @@ def index() -> Response | str:
 def favicon() -> Response:
     """Browsers ask for it on every page; no icon, and nothing to log as an error."""
     return Response(status=204, headers={"Cache-Control": "max-age=86400"})
+
+
+from . import card  # noqa: E402,F401 - the card page's file route is on this blueprint
