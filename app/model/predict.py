@@ -8,12 +8,14 @@ a row gets the same answer whichever way it arrives.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .contract import Decoded
 from .output import Output, from_scikit_learn
-from .registry import LoadedModel
 from .tiles import pad_rows
+
+if TYPE_CHECKING:  # the registry builds each model's explainer with predict(): no import cycle
+    from .registry import LoadedModel
 
 
 def predict(model: LoadedModel, decoded: Decoded) -> Output:

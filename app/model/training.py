@@ -30,7 +30,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 from sklearn.svm import SVC, SVR
 
-from . import artifacts, compiled
+from . import artifacts, compiled, explain
 from .class_names import check_class_names
 from .contract import NUMBER, Schema
 from .output import CLASSIFICATION, REGRESSION, plain
@@ -497,6 +497,7 @@ def train(options: TrainingOptions) -> TrainingResult:
         "test_metrics": metrics,
         "fast_path": compiled_report(model, schema, X_test, task, classes),
         "fingerprint": _fingerprint(X, labels),
+        "explanation_reference": explain.reference(model, schema, X, "training"),
     }
     artifact = artifacts.save(options.models_dir, options.name, model, metadata, options.signing_key,
                               options.first_version)
