@@ -39,7 +39,7 @@ from ..output import Output
 from .attribution import Attribution
 from .linear import LinearContributions
 from .players import NotAdditive, owners
-from .reference import background_of, input_mean_of, reference
+from .reference import KEY, background_of, input_mean_of, reference
 from .sampling import SampledContributions
 from .tree_shap import TreeContributions
 
@@ -174,7 +174,7 @@ def _unchanged(matrix: np.ndarray) -> np.ndarray:
 
 
 def _training_rows(metadata: dict[str, Any]) -> str:
-    stored = metadata.get("explanation_reference") or {}
+    stored = metadata.get(KEY) or {}
     return f"{stored.get('rows')} {stored.get('source', 'training')} rows"
 
 

@@ -86,9 +86,9 @@
     }
   }
 
-  function signed(value) {
-    return `${value < 0 ? "\u2212" : "+"}${formatNumber(Math.abs(value))}`;
-  }
+  // Three significant digits: enough to compare contributions, short enough to read.
+  const brief = (value) => String(Number(value.toPrecision(3)));
+  const signed = (value) => `${value < 0 ? "\u2212" : "+"}${brief(Math.abs(value))}`;
 
   // Each feature's contribution as a bar from the middle: right (up) raises the output, left
   // (down) lowers it; the largest first. Baseline + contributions = this row's value.
@@ -97,8 +97,8 @@
     if (!explanation) { why.hidden = true; return; }
     document.getElementById("why-title").textContent = `Why: what each feature adds to the ${outputName(explanation)}`;
     document.getElementById("why-baseline").textContent =
-      `baseline (the average over the training data) ${formatNumber(explanation.baseline)}` +
-      ` + contributions = ${formatNumber(explanation.value)} for this input`;
+      `baseline (the average over the training data) ${brief(explanation.baseline)}` +
+      ` + contributions = ${brief(explanation.value)} for this input`;
     const entries = Object.entries(explanation.contributions).sort((a, b) => Math.abs(b[1]) - Math.abs(a[1]));
     const largest = Math.max(...entries.map(([, value]) => Math.abs(value))) || 1;
     const bars = document.getElementById("why-bars");
