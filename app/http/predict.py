@@ -60,10 +60,14 @@ def decode_body(model: LoadedModel) -> payloads.Rows:
     return payloads.decode_body(kind, read_body(), model.decoder, current_app.config["MAX_BATCH_ROWS"])
 
 
+def explain_query() -> list[str]:
+    """Every ?explain= value given (the checks want to see a repeat)."""
+    return request.args.getlist(payloads.EXPLAIN) if request.query_string else []
+
+
 def asked_explainer(model: LoadedModel, rows: payloads.Rows) -> explain.Explainer | None:
     """?explain= and the body's "explain": the explainer that answers, or None."""
-    query = request.args.getlist(payloads.EXPLAIN) if request.query_string else []
-    return payloads.explainer_for(model, len(rows.decoded.matrix), query, rows.explain,
+    return payloads.explainer_for(model, len(rows.decoded.matrix), explain_query(), rows.explain,
                                   current_app.config["MAX_EXPLAINED_ROWS"])
 
 
@@ -101,8 +105,7 @@ def invocations() -> Response:
     """MLflow's scoring protocol: same inputs as POST /predict, MLflow's response shape."""
     model = choose_model()
     rows = decode_body(model)
-    query = request.args.getlist(payloads.EXPLAIN) if request.query_string else []
-    if payloads.wants_explanations(query, rows.explain):
+    if payloads.wants_explanations(explain_query(), rows.explain):
         raise InvalidInput([InputError(None, payloads.EXPLAIN, "/invocations answers MLflow's plain list of "
                                                                "predictions; ask POST /predict for explanations")])
     return answer(model, rows.decoded, plain=True)
