@@ -9,10 +9,11 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.special import expit
+from scipy.special import expit, softmax
 from sklearn.base import clone
 from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingRegressor, RandomForestClassifier
+from sklearn.ensemble import (GradientBoostingClassifier, HistGradientBoostingClassifier, HistGradientBoostingRegressor,
+                              RandomForestClassifier)
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
@@ -333,3 +334,36 @@ def test_documents_name_features_classes_and_method(trained):
     assert list(document) == ["method", "exact", "output", "class", "baseline", "value", "contributions"]
     assert list(document["contributions"]) == model.schema.names
     assert document["class"] == 1 and math.isfinite(document["baseline"])
+
+
+MULTICLASS = [  # estimator, method, output
+    (LogisticRegression(max_iter=1000), "linear", "softmax-score"),
+    (RandomForestClassifier(n_estimators=5, max_depth=3, random_state=0), "tree-shap", "probability"),
+    (HistGradientBoostingClassifier(max_iter=10, random_state=0), "tree-shap", "softmax-score"),
+    (KNeighborsClassifier(), "background-shapley", "log-odds"),
+]
+
+
+@pytest.mark.parametrize("estimator, method, output", MULTICLASS, ids=[m[1] + "-" + m[2] for m in MULTICLASS])
+def test_with_several_classes_each_row_explains_its_predicted_class(tmp_path, estimator, method, output):
+    from sklearn.datasets import load_iris
+
+    iris = load_iris(as_frame=True).frame
+    X, y = iris.drop(columns="target"), iris["target"]
+    publish_model(make_pipeline(StandardScaler(), estimator).fit(X, y), "iris", tmp_path, sample=iris,
+                  target="target")
+    model = load_version(tmp_path, "iris", 1)
+    assert (model.explainer.method, model.explainer.output) == (method, output)
+    matrix = rows_of(model, X.iloc[::10])
+    served = predict.predict(model, Decoded(matrix, [], model.schema))
+    explained = model.explainer.explain(matrix, served)
+    assert (explained.classes == served.winners).all() and len(set(explained.classes)) == 3
+    np.testing.assert_allclose(explained.baselines + explained.contributions.sum(axis=1), explained.values,
+                               atol=TOLERANCE)
+    every_class = model.explainer.attribute(matrix).values  # (rows, classes)
+    if output == "softmax-score":
+        np.testing.assert_allclose(softmax(every_class, axis=1), served.probabilities, atol=TOLERANCE)
+    elif output == "probability":
+        np.testing.assert_allclose(every_class, served.probabilities, atol=TOLERANCE)
+    else:
+        np.testing.assert_allclose(expit(every_class), served.probabilities, atol=TOLERANCE)

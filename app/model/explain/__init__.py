@@ -51,7 +51,7 @@ FIELD = "explain"  # the request's field and query parameter
 CHECKED_ROWS = 16  # synthetic rows an exact explainer is checked on at load (the approximation: 2)
 OUTPUTS = {"logit": "log-odds", "multinomial": "softmax-score", "decision": "decision", "identity": "value",
            "log": "log-value"}  # and "mean": a forest's "probability" or "value"
-EPSILON = 1e-300  # probabilities are floored here before their log: a probability of 0 has log-odds -690
+EPSILON = 1e-12  # the approximation's probabilities are kept this far from 0 and 1: log-odds within +-27.6
 
 
 @dataclass(frozen=True)
