@@ -367,3 +367,27 @@ def test_with_several_classes_each_row_explains_its_predicted_class(tmp_path, es
         np.testing.assert_allclose(every_class, served.probabilities, atol=TOLERANCE)
     else:
         np.testing.assert_allclose(expit(every_class), served.probabilities, atol=TOLERANCE)
+
+
+def test_a_model_no_method_explains_is_served_and_refuses_explanations_naming_the_field(tmp_path):
+    from sklearn.svm import SVC
+
+    from app.model.errors import InvalidInput
+
+    frame, target = small_frame()
+    numbers = frame[["a", "c"]]
+    publish_model(make_pipeline(StandardScaler(), SVC()).fit(numbers, target), "votes", tmp_path)
+    model = load_version(tmp_path, "votes", 1)
+    assert isinstance(model.explainer, explain.Unexplained)
+    assert "a classifier without probabilities that is not linear" in model.explainer.reason
+    with pytest.raises(InvalidInput) as refused:
+        explain.require(model)
+    (problem,) = refused.value.errors
+    assert problem.field == "explain" and "votes/1 cannot explain its predictions" in problem.message
+
+
+def test_a_model_of_one_feature_is_explained_by_the_approximation_too():
+    background = np.linspace(-1, 1, 9)[:, None]
+    explainer = SampledContributions(lambda rows: np.sin(rows), background)
+    attribution = explainer.attribute(np.array([[0.5]]))
+    assert attribution.contributions[0, 0, 0] == pytest.approx(np.sin(0.5) - np.sin(background).mean())

@@ -79,6 +79,8 @@ class SampledContributions:
         """(masks..., outputs): the output averaged over the background with the masked features
         set to the row's values."""
         shape = masks.shape[:-1]
+        if not masks.size:  # one feature: no coalition between the empty and the full one
+            return np.zeros((*shape, len(self.baseline)))
         flat = masks.reshape(-1, 1, self.features)
         hybrids = np.where(flat, row, self.background[None]).reshape(-1, self.features)
         scores = self.score(hybrids).reshape(len(flat), len(self.background), -1).mean(axis=1)
