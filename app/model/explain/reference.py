@@ -24,10 +24,13 @@ BACKGROUND_ROWS = 100
 KEY = "explanation_reference"
 
 
-def reference(model: Any, schema: Schema, frame: pd.DataFrame, source: str) -> dict[str, Any]:
-    """From the training rows (or an import's sample): ``source`` says which, for people."""
+def reference(model: Any, schema: Schema, frame: pd.DataFrame, source: str) -> dict[str, Any] | None:
+    """From the training rows (or an import's sample): ``source`` says which, for people. None
+    when no row is one the service would accept (the example row then stands in)."""
     matrix, usable = matrix_from_frame(schema, frame)
     rows = matrix[usable]
+    if not len(rows):
+        return None
     picked = np.sort(np.random.default_rng(0).choice(len(rows), min(BACKGROUND_ROWS, len(rows)), replace=False))
     try:
         input_mean = [float(v) for v in compile_pipeline(model, schema).transform(rows).mean(axis=0)]
