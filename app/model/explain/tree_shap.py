@@ -26,7 +26,7 @@ import numpy as np
 from ..compiled.trees import TreeSum
 from .attribution import Attribution, PerFeature
 
-CELLS = 1 << 18  # rows x (leaf, feature) pairs x quadrature points computed at once
+CELLS = 1 << 17  # rows x (leaf, feature) pairs x quadrature points at once: 1 MB arrays stay in cache
 
 
 class TreeContributions:
