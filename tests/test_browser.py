@@ -184,3 +184,26 @@ def test_the_model_card_opens_from_the_page_with_its_plots_and_the_class_names(p
     assert page.text_content("#model-version") == "1"
     assert page.foreign_requests == []
     assert page.csp_violations == []
+
+
+def test_page_shows_why_with_a_bar_per_feature_largest_first(page, base_url):
+    page.goto(base_url + "/")
+    fill(page, RECORD)
+    page.click("#predict-button")
+    page.wait_for_selector("#why:not([hidden])")
+    expected = requests.post(f"{base_url}/predict?explain=true", json=RECORD, timeout=10).json()
+    contributions = expected["predictions"][0]["explanation"]["contributions"]
+    rows = page.query_selector_all("#why-bars .contribution")
+    assert [r.get_attribute("data-feature") for r in rows] == sorted(contributions, key=lambda n: -abs(contributions[n]))
+    assert rows[0].query_selector(".feature").text_content() == "Plasma glucose"  # the feature's label
+    for row in rows:
+        value = contributions[row.get_attribute("data-feature")]
+        assert ("up" if value > 0 else "down") in row.get_attribute("class")
+        assert row.query_selector(".amount").text_content()[0] == ("+" if value > 0 else "\u2212")
+    widths = [float(r.query_selector(".fill").evaluate("e => e.style.width").rstrip("%")) for r in rows]
+    assert widths[0] == 50 and widths == sorted(widths, reverse=True)  # the largest reaches the edge
+    assert "log-odds of diabetes" in page.text_content("#why-title")  # the class by its display name
+    assert page.text_content("#why-baseline").startswith("baseline (the average over the training data) -")
+    assert "approximate (background-shapley" in page.text_content("#why-method")
+    page.screenshot(path=str(ARTIFACTS / "browser-page-explained.png"), full_page=True)
+    assert page.csp_violations == []

@@ -25,7 +25,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from . import artifacts, card as model_card
+from . import artifacts, card as model_card, explain
 from .class_names import check_class_names
 from .contract import CATEGORY, NUMBER, Decoded, Feature, Schema
 from .describe import describe_frame, matrix_from_frame
@@ -391,6 +391,7 @@ def publish_model(model: Any, name: str, models_dir: Path | str = "models", samp
         "cv": None,
         "test_metrics": metrics,
         "fast_path": compiled_report(model, schema, prepare(example_frame, schema), task, classes),
+        "explanation_reference": None if sample is None else explain.reference(model, schema, sample[names], "sample"),
     }
     evaluation = None
     if target is not None:

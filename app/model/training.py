@@ -30,7 +30,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 from sklearn.svm import SVC, SVR
 
-from . import artifacts, card as model_card, compiled
+from . import artifacts, card as model_card, compiled, explain
 from .class_names import check_class_names
 from .contract import NUMBER, Schema
 from .output import CLASSIFICATION, REGRESSION, plain
@@ -497,6 +497,7 @@ def train(options: TrainingOptions) -> TrainingResult:
         "test_metrics": metrics,
         "fast_path": compiled_report(model, schema, X_test, task, classes),
         "fingerprint": _fingerprint(X, labels),
+        "explanation_reference": explain.reference(model, schema, X, "training"),
     }
     say("drawing the model card")
     evaluation = model_card.Evaluation(X_test, test_labels, f"{len(X_test)} held-out rows", scoring)
