@@ -28,7 +28,7 @@ With --url URL (e.g. http://127.0.0.1:8000) the commands act on that server thro
 which reloads its workers itself. The admin key (one of the server's ADMIN_API_KEYS) is read from
 the file --key-file names, else from the environment variable ADMIN_API_KEY; it is sent as
 ``Authorization: Bearer`` and never printed. ``versions`` takes a prediction key too. ``push``
-uploads a version folder (model.skops, metadata.json and signature.json when present), not served
+uploads a version folder (model.skops, metadata.json, signature.json when present and the card's files), not served
 until pinned unless --promote; ``train`` uploads a CSV and retrains there in a job (with --wait:
 follows it, progress on stderr, exit code 0 when it succeeds, 1 when it fails). ``unpin`` and the
 local-only commands (import, keygen, score, worker) refuse --url.
@@ -428,6 +428,15 @@ def remote(args: argparse.Namespace, settings: dict) -> int:
     return 0
 
 
+def listed_files(metadata: Path) -> list[str]:
+    """The version's other files (its model card) its metadata lists: each is a part of its own."""
+    try:
+        listed = json.loads(metadata.read_text(encoding="utf-8")).get("files") or {}
+    except (OSError, ValueError, AttributeError):
+        return []  # the server names what is wrong with the metadata
+    return sorted(listed) if isinstance(listed, dict) else []
+
+
 def push(server: Server, args: argparse.Namespace) -> int:
     folder = Path(args.folder)
     if not folder.is_dir():
@@ -448,6 +457,8 @@ def push(server: Server, args: argparse.Namespace) -> int:
             raise CommandError(f"{metadata} names no model; give --name")
     files = [(part, readable(str(path), part), "application/octet-stream" if part == "model" else "application/json")
              for part, path in parts if path.is_file()]
+    files += [(relative, readable(str(folder / relative), relative), "application/octet-stream")
+              for relative in listed_files(folder / UPLOAD_PARTS["metadata"])]
     body = Multipart([], files)
     query = "?promote=true" if args.promote else ""
     answer = server.call("POST", f"/models/{quoted(name)}/versions{query}", body, body.headers, expect=(201,))

@@ -139,6 +139,7 @@ SETTINGS: dict[str, Setting] = {
     # requests
     "MAX_CONTENT_LENGTH": Setting(16 * 1024 * 1024, whole()),  # bytes in one request body
     "MAX_BATCH_ROWS": Setting(10_000, whole()),
+    "MAX_EXPLAINED_ROWS": Setting(100, whole()),  # rows per request a model explained by approximation explains
     "MAX_LISTED_ERRORS": Setting(100, whole()),
     "DIRECT_PATH": Setting(True, boolean),  # answer plain JSON predictions without Flask's request machinery
     # gateway: authentication is off unless keys are given; keys are never logged, never echoed

@@ -1,6 +1,7 @@
 """The benchmark's models, built once into build/bench-models: what people bring, beside our own.
 
-- the default SVM and a 100-tree forest (train.py), as before;
+- the default SVM and a 100-tree forest (train.py), as before, and a logistic regression (the
+  linear model whose explanations are measured);
 - HistGradientBoosting trained by train.py, as a classifier (Pima) and a regressor
   (scikit-learn's diabetes data, with a category and gaps);
 - two Pipelines fitted "in a notebook" and imported with publish_model: a ColumnTransformer with
@@ -19,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
 HGB_CLASSIFIER, HGB_REGRESSOR = "pima-hgb", "progression-hgb"
+RF, LOGREG = "pima-rf", "pima-logreg"
 IMPORTED, IMPORTED_UNKNOWN_STEP = "imported-columns", "imported-quantiles"
 PASSENGER = {"Sex": "female", "Pclass": 1, "Age": None, "Fare": 80.0, "Embarked": "C"}
 PATIENT = {"age": 59, "sex": "female", "bmi": 32.1, "bp": None, "s1": 157, "s2": 93.2, "s3": 38, "s4": 4,
@@ -39,7 +41,8 @@ def ensure(cache: Path) -> Path:
                            cwd=ROOT, check=True)
 
     train(DEFAULT_MODEL_NAME)
-    train("pima-rf", "--estimator", "rf", "--name", "pima-rf")
+    train(RF, "--estimator", "rf", "--name", RF)
+    train(LOGREG, "--estimator", "logreg", "--name", LOGREG)
     train(HGB_CLASSIFIER, "--estimator", "hgb", "--name", HGB_CLASSIFIER)
     if missing(HGB_REGRESSOR):
         from tests.datasets import progression_like, write_csv

@@ -5,6 +5,7 @@ Absolute numbers drift on shared machines, so every figure is also given as a ra
 GET /health measured in the same run. Writes bench/RESULTS.md (and prints it).
 
     make bench                      # or: .venv/bin/python bench/run.py --seconds 10
+    .venv/bin/python bench/run.py --part explanations   # one part, printed only
 """
 from __future__ import annotations
 
@@ -269,11 +270,11 @@ def write_bodies(folder: Path) -> dict[str, Path]:
 def report(results: list[Result], memories: list[dict], seconds: int, connections: int,
            backends: dict[str, str], drift: DriftCost) -> str:
     healths = {label: next(r for r in results if r.name == f"service {label}: GET /health")
-               for label in ("SVM", "RF", "others")}
+               for label in ("SVM", "RF", "others", "explained")}
 
     def health_for(result: Result) -> Result:
         """Each model's figures against /health of the same server, measured minutes apart at most."""
-        for label in ("RF", "others"):
+        for label in ("RF", "others", "explained"):
             if f" {label}:" in result.name:
                 return healths[label]
         return healths["SVM"]
@@ -316,7 +317,7 @@ def report(results: list[Result], memories: list[dict], seconds: int, connection
         _target("single-row POST /predict, RF, >= 0.8x /health", f"{rf.requests_per_second / healths['RF'].requests_per_second:.2f}x",
                 rf.requests_per_second >= 0.8 * healths["RF"].requests_per_second),
         *[_target(f"single-row POST /predict, {what}, >= {floor}x /health", f"{ratio(name):.2f}x", ratio(name) >= floor)
-          for what, name, floor in OTHER_TARGETS],
+          for what, name, floor in OTHER_TARGETS + EXPLAINED_TARGETS],
         _target("single-row p99 < 20 ms (SVM, RF)", f"{svm.p99_ms:.1f} ms, {rf.p99_ms:.1f} ms", svm.p99_ms < 20 and rf.p99_ms < 20),
         _target("10,000-row batch >= 200,000 rows/s", f"{big.rows_per_second:,.0f} rows/s", big.rows_per_second >= 200_000),
         _target(">= 3x the tutorial baseline (SVM; RF)",
@@ -368,6 +369,41 @@ def _drift_targets(cost: DriftCost) -> list[str]:
     ]
 
 
+EXPLAINED = [  # (label, the model, the body): single-row POST /predict?explain=true
+    ("logistic regression (linear)", models.LOGREG, "single"),
+    ("random forest (tree-shap)", models.RF, "single"),
+    ("HistGradientBoosting classifier (tree-shap)", models.HGB_CLASSIFIER, "single"),
+    ("default SVM (approximation, no target)", DEFAULT_MODEL_NAME, "single"),
+]
+EXPLAINED_TARGETS = [(f"explained, {label}", f"service explained: POST /predict?explain=true, 1 row, {label}", 0.3)
+                     for label, _, _ in EXPLAINED if "no target" not in label]
+
+
+def explained(wrk: str, served: Path, bodies: dict, seconds: int, connections: int) -> list[Result]:
+    """Single-row predictions with explanations, beside /health of the same server."""
+    results = []
+    with Server("wsgi:app", 2, MODELS_DIR=str(served)) as server:
+        results.append(run_wrk(wrk, "service explained: GET /health", server.url + "/health", seconds, connections))
+        for label, model, body in EXPLAINED:
+            results.append(run_wrk(wrk, f"service explained: POST /predict?explain=true, 1 row, {label}",
+                                   f"{server.url}/predict?model={model}&explain=true", seconds, connections,
+                                   bodies[body]))
+    return results
+
+
+def explained_report(results: list[Result]) -> str:
+    """``--part explanations``: the part's lines and targets alone."""
+    health = results[0].requests_per_second
+    lines = ["| scenario | requests/s | x /health | p50 ms | p99 ms | errors |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    lines += [f"| {r.name} | {r.requests_per_second:,.0f} | {r.requests_per_second / health:.2f} | {r.p50_ms:.2f} | "
+              f"{r.p99_ms:.2f} | {r.errors} |" for r in results]
+    ratios = {r.name: r.requests_per_second / health for r in results}
+    lines += ["", "| target | measured | met |", "| --- | --- | --- |"]
+    lines += [_target(f"single-row POST /predict, {what}, >= {floor}x /health", f"{ratios[name]:.2f}x",
+                      ratios[name] >= floor) for what, name, floor in EXPLAINED_TARGETS]
+    return "\n".join(lines) + "\n"
+
+
 def _target(name: str, measured: str, met: bool) -> str:
     return f"| {name} | {measured} | {'yes' if met else '**no**'} |"
 
@@ -377,11 +413,17 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=int(os.environ.get("BENCH_SECONDS", "10")))
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "RESULTS.md")
-    parser.add_argument("--drift-only", action="store_true",
-                        help="measure only drift counting's cost (printed; RESULTS.md is left as it is)")
+    parser.add_argument("--part", choices=["explanations", "drift"],
+                        help="measure one part only and print it (nothing written)")
     arguments = parser.parse_args()
     wrk = ensure_tool("wrk", "wrk")
-    if arguments.drift_only:
+    if arguments.part == "explanations":
+        with tempfile.TemporaryDirectory() as folder:
+            results = explained(wrk, ensure_models(), write_bodies(Path(folder)), arguments.seconds,
+                                arguments.connections)
+        print(explained_report(results))
+        return 0
+    if arguments.part == "drift":
         with tempfile.TemporaryDirectory() as folder:
             cost = drift_cost(wrk, ensure_models(), write_bodies(Path(folder))["single"], arguments.seconds,
                               arguments.connections)
@@ -427,6 +469,7 @@ def main() -> int:
             backends = {name: json.load(urllib.request.urlopen(f"{server.url}/models/{name}"))["backend"]
                         for name in (models.HGB_CLASSIFIER, models.HGB_REGRESSOR, models.IMPORTED,
                                      models.IMPORTED_UNKNOWN_STEP)}
+        results += explained(wrk, served, bodies, seconds, connections)
         memories = [memory(served, bodies["single"], workers) for workers in (1, 3)]
         batch = scoring.measure(served, Path(folder), DEFAULT_MODEL_NAME)
         promotions = lifecycle.measure(served)

@@ -277,3 +277,20 @@ def test_a_deleted_version_number_is_never_given_to_another_version(admin, model
     assert admin.delete(f"/models/{PIMA}/versions/2", headers=ADMIN).status_code == 200
     again = upload(admin, models_copy / PIMA / "1")
     assert again.status_code == 201 and again.json["version"] == 3
+
+
+def test_an_upload_carries_the_card_files_and_refuses_a_changed_or_unlisted_one(admin, models_copy):
+    folder = models_copy / PIMA / "1"
+    card = {relative: (io.BytesIO((folder / relative).read_bytes()), relative.split("/")[1])
+            for relative in json.loads((folder / artifacts.METADATA_FILE).read_text())["files"]}
+    stored = admin.post(f"/models/{PIMA}/versions", headers=ADMIN, data={**parts(folder), **card},
+                        content_type="multipart/form-data")
+    assert stored.status_code == 201, stored.get_data(as_text=True)
+    version = stored.json["version"]
+    assert (models_copy / PIMA / str(version) / "card" / "roc.svg").read_bytes() == (folder / "card" / "roc.svg").read_bytes()
+    spoiled = {**parts(folder), "card/roc.svg": (io.BytesIO(b"<svg/>"), "roc.svg"),
+               "card/extra.svg": (io.BytesIO(b"<svg/>"), "extra.svg")}
+    refused = admin.post(f"/models/{PIMA}/versions", headers=ADMIN, data=spoiled, content_type="multipart/form-data")
+    assert refused.status_code == 422
+    assert {e["field"] for e in refused.json["errors"]} == {"card/roc.svg", "card/extra.svg"}
+    assert artifacts.list_versions(models_copy, PIMA) == [1, version]

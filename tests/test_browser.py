@@ -161,3 +161,49 @@ def test_the_model_picker_opens_any_loaded_model_regressors_included(page, base_
     page.wait_for_url("**/?model=titanic&version=1")
     assert page.text_content("h1") == "titanic"
     assert page.csp_violations == []
+
+
+def test_the_model_card_opens_from_the_page_with_its_plots_and_the_class_names(page, base_url):
+    page.goto(base_url + "/")
+    page.click("#card-link")
+    page.wait_for_selector("#card-metrics")
+    assert page.url == base_url + "/models/pima-diabetes/1"
+    assert page.text_content("h1").startswith("pima-diabetes")
+    assert "no diabetes" in page.text_content("#card-classes")
+    metrics = [row.get_attribute("data-metric") for row in page.query_selector_all("#card-metrics tbody tr")]
+    assert metrics == ["accuracy", "balanced accuracy", "ROC AUC", "log loss"]
+    plots = page.query_selector_all("#card-plots img")
+    assert len(plots) == 5
+    page.wait_for_function("Array.from(document.images).every(i => i.complete)")
+    assert all(image.evaluate("i => i.naturalWidth") > 100 for image in plots)  # each SVG loaded and drew
+    page.wait_for_function("document.getElementById('drift-status').textContent !== 'loading…'")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "card-page.png"), full_page=True)
+    page.click("#card-predict")
+    page.wait_for_selector("#predict-form")
+    assert page.text_content("#model-version") == "1"
+    assert page.foreign_requests == []
+    assert page.csp_violations == []
+
+
+def test_page_shows_why_with_a_bar_per_feature_largest_first(page, base_url):
+    page.goto(base_url + "/")
+    fill(page, RECORD)
+    page.click("#predict-button")
+    page.wait_for_selector("#why:not([hidden])")
+    expected = requests.post(f"{base_url}/predict?explain=true", json=RECORD, timeout=10).json()
+    contributions = expected["predictions"][0]["explanation"]["contributions"]
+    rows = page.query_selector_all("#why-bars .contribution")
+    assert [r.get_attribute("data-feature") for r in rows] == sorted(contributions, key=lambda n: -abs(contributions[n]))
+    assert rows[0].query_selector(".feature").text_content() == "Plasma glucose"  # the feature's label
+    for row in rows:
+        value = contributions[row.get_attribute("data-feature")]
+        assert ("up" if value > 0 else "down") in row.get_attribute("class")
+        assert row.query_selector(".amount").text_content()[0] == ("+" if value > 0 else "\u2212")
+    widths = [float(r.query_selector(".fill").evaluate("e => e.style.width").rstrip("%")) for r in rows]
+    assert widths[0] == 50 and widths == sorted(widths, reverse=True)  # the largest reaches the edge
+    assert "log-odds of diabetes" in page.text_content("#why-title")  # the class by its display name
+    assert page.text_content("#why-baseline").startswith("baseline (the average over the training data) -")
+    assert "approximate (background-shapley" in page.text_content("#why-method")
+    page.screenshot(path=str(ARTIFACTS / "browser-page-explained.png"), full_page=True)
+    assert page.csp_violations == []

@@ -7,6 +7,7 @@ needs through the commands themselves, and reads what is served from POST /predi
 from __future__ import annotations
 
 import http.server
+import json
 import shutil
 import socket
 import subprocess
@@ -104,6 +105,8 @@ def test_push_uploads_a_version_that_is_served_only_after_pin(server, env, logre
     assert pushed.splitlines() == [f"{PIMA}: version {new} uploaded (not served; promote it with manage.py "
                                    f"--url {url} pin {PIMA} {new})"]
     assert (models / PIMA / str(new) / artifacts.MODEL_FILE).is_file()
+    for relative in json.loads((logreg_version / "metadata.json").read_text())["files"]:  # the model card came too
+        assert (models / PIMA / str(new) / relative).read_bytes() == (logreg_version / relative).read_bytes()
     current = served(url)
     assert current != new and serves(url, current)
     pinned = succeeded(manage(env, "pin", str(new), url=url))

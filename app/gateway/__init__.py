@@ -72,6 +72,9 @@ class Gateway:
         context = REQUEST_ID.set(request_id)
         path = environ.get("PATH_INFO") or "/"
         route = routes.match(path)
+        if route is not None and route.page and environ["REQUEST_METHOD"] in ("GET", "HEAD") \
+                and routes.prefers_html(environ.get("HTTP_ACCEPT")):
+            route = routes.as_page(route)  # the model card: open like the page at /
         extra = [("X-Request-ID", request_id), *SECURITY_HEADERS[route.headers if route else routes.API]]
         try:
             answer = self.refusal(environ, route, request_id)

@@ -12,7 +12,7 @@ import errno
 import logging
 import shutil
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any, Callable, Iterator
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.datastructures import MultiDict
@@ -72,9 +72,11 @@ def flag(text: str | None, field: str) -> bool:
 
 
 # ---- receiving files -----------------------------------------------------------------------------
-def receive(folder: Path, names: dict[str, str]) -> tuple[MultiDict, set[str]]:
+def receive(folder: Path, names: dict[str, str], extra: Callable[[str], str | None] = lambda part: None
+            ) -> tuple[MultiDict, set[str]]:
     """Parse a multipart body, writing each expected file part straight into ``folder`` under its
-    name in ``names`` (no copy in /tmp); returns the text fields and the parts received."""
+    name in ``names``, or the path ``extra`` gives it (no copy in /tmp); returns the text fields and
+    the parts received."""
     limit = current_app.config["MAX_UPLOAD_LENGTH"]
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(too_large(limit))
@@ -97,16 +99,18 @@ def receive(folder: Path, names: dict[str, str]) -> tuple[MultiDict, set[str]]:
     except ValueError as exc:
         raise MalformedRequest(f"the multipart body cannot be read: {exc}") from None
     try:
+        targets = {part: names.get(part) or extra(part) for part in files}
         problems = [InputError(None, part, "unknown part; expected one of: " + ", ".join(names))
-                    for part in files if part not in names]
+                    for part, target in targets.items() if target is None]
         problems += [InputError(None, part, f"sent {len(files.getlist(part))} times; send it once")
-                     for part in names if len(files.getlist(part)) > 1]
+                     for part in targets if len(files.getlist(part)) > 1]
         if problems:
             raise InvalidInput(problems)
         for part, storage in files.items():
             storage.stream.flush()
             path = next(p for handle, p in opened if handle is storage.stream)
-            path.rename(folder / names[part])
+            (folder / targets[part]).parent.mkdir(exist_ok=True)
+            path.rename(folder / targets[part])
         return form, set(files)
     finally:
         for handle, _ in opened:
@@ -135,7 +139,7 @@ def upload(name: str) -> tuple[Response, int, dict[str, str]]:
     name = model_name(name)
     config = current_app.config
     with disk_errors("nothing was kept"), uploads.staging(config["MODELS_DIR"], name) as folder:
-        form, _ = receive(folder, uploads.PARTS)
+        form, _ = receive(folder, uploads.PARTS, uploads.extra_part)
         unknown = [InputError(None, field, "unknown field; the only option is promote") for field in
                    [*form, *request.args] if field != "promote"]
         if unknown:

@@ -1,11 +1,13 @@
-"""Blueprint: the models being served, their versions and metadata."""
+"""Blueprint: the models being served, their versions and metadata (and, for a browser, a version's card)."""
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from ..model.registry import Registry
+from .routes import prefers_html
+from .web.card import card_page
 
 bp = Blueprint("models", __name__)
 
@@ -34,7 +36,12 @@ def show_model(name: str) -> Response:
 
 @bp.get("/models/<name>/<int:version>")
 def show_model_version(name: str, version: int) -> Response:
-    return jsonify(registry().describe_version(name, version))
+    """The version's metadata; a browser (Accept prefers text/html) gets its model card page."""
+    if prefers_html(request.headers.get("Accept")):
+        return card_page(name, version)
+    answer = jsonify(registry().describe_version(name, version))
+    answer.headers["Vary"] = "Accept"
+    return answer
 
 
 def summary(found: Registry, name: str) -> dict[str, Any]:

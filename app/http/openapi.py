@@ -70,9 +70,10 @@ PROBLEM = {"$ref": "#/components/schemas/Problem"}
 ERRORS = {
     "400": "Malformed body (not JSON or CSV, empty, not UTF-8) or a bad version",
     "404": "Unknown model or version",
-    "413": "Body larger than MAX_CONTENT_LENGTH or more rows than MAX_BATCH_ROWS",
+    "413": "Body larger than MAX_CONTENT_LENGTH, more rows than MAX_BATCH_ROWS, or explanations by approximation "
+           "for more rows than MAX_EXPLAINED_ROWS",
     "415": "Content-Type is neither application/json nor text/csv",
-    "422": "Invalid values: every problem, per row and field",
+    "422": "Invalid values: every problem, per row and field (explain: not true or false)",
     "503": "The model failed verification at startup",
 }
 
@@ -85,6 +86,7 @@ def build(registry: Registry, version: str, enabled: Callable[[str], bool], admi
               for name, versions in registry.models.items()]
     tasks = {model.task for model in served} | {default.task}
     schemas: dict[str, Any] = {"Problem": _problem_schema(), "PredictionResponse": _prediction_response(tasks),
+                               "Explanation": EXPLANATION,
                                **{PREDICTION_SCHEMAS[task]: PREDICTION_ITEMS[task] for task in tasks}}
     for model in served:
         schemas[_record_name(model)] = _record_schema(model)
@@ -120,18 +122,22 @@ def _operation_details(default: LoadedModel, model_names: list[str]) -> dict[str
         {"name": "version", "in": "query", "required": False, "description": "model version (default: newest or pinned)",
          "schema": {"type": "integer", "minimum": 1}},
     ]
+    explain = {"name": "explain", "in": "query", "required": False, "schema": {"type": "boolean", "default": False},
+               "description": "true: each prediction carries its explanation (per-feature contributions that add "
+                              "up to the model's output from the training baseline)"}
     name = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
     return {
         "predict": {
-            "parameters": selectors,
+            "parameters": selectors + [explain],
             "requestBody": {"required": True, "content": {
-                "application/json": {"schema": _payload_schema(record_ref, default), "example": default.schema.example()},
+                "application/json": {"schema": _payload_schema(record_ref, default, explained=True),
+                                     "example": default.schema.example()},
                 "text/csv": {"schema": {"type": "string"}, "example": _csv_example(default)},
             }},
             "responses": _prediction_responses(),
         },
         "predictFromQuery": {
-            "parameters": selectors + [_query_parameter(f) for f in default.schema.features],
+            "parameters": selectors + [explain] + [_query_parameter(f) for f in default.schema.features],
             "responses": _prediction_responses(),
         },
         "invocations": {
@@ -156,8 +162,20 @@ def _operation_details(default: LoadedModel, model_names: list[str]) -> dict[str
         "describeModelVersion": {
             "parameters": [name, {"name": "version", "in": "path", "required": True,
                                   "schema": {"type": "integer", "minimum": 0}}],
-            "responses": {"200": _json_response("Metadata", {"type": "object"}), "404": _problem_response(ERRORS["404"]),
-                          "503": _problem_response(ERRORS["503"])},
+            "responses": {"200": {"description": "Metadata (JSON), or the model card page for a browser (an Accept "
+                                                 "header that ranks text/html above JSON)",
+                                  "content": {"application/json": {"schema": {"type": "object"}},
+                                              "text/html": {"schema": {"type": "string"}}}},
+                          "404": _problem_response(ERRORS["404"]), "503": _problem_response(ERRORS["503"])},
+        },
+        "getModelCardFile": {
+            "parameters": [name, {"name": "version", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}},
+                           {"name": "filename", "in": "path", "required": True, "schema": {"type": "string"},
+                            "description": "README.md, or a plot the card lists (card.plots[].file in the metadata)"}],
+            "responses": {"200": {"description": "The file, checked against the sha256 in the version's signed metadata",
+                                  "content": {"image/svg+xml": {"schema": {"type": "string"}},
+                                              "text/markdown": {"schema": {"type": "string"}}}},
+                          "404": _problem_response(ERRORS["404"])},
         },
         "modelDrift": {
             "parameters": [name, {"name": "version", "in": "path", "required": True,
@@ -326,15 +344,16 @@ def _record_schema(model: LoadedModel) -> dict[str, Any]:
     }
 
 
-def _payload_schema(record: dict, model: LoadedModel) -> dict[str, Any]:
+def _payload_schema(record: dict, model: LoadedModel, explained: bool = False) -> dict[str, Any]:
+    """A record, a batch or an envelope; beside an envelope, ``explain`` where it is answered."""
     batch = {"type": "array", "items": record, "minItems": 1}
     names = [f.name for f in model.schema.features]
     return {"oneOf": [
         record,
         batch,
-        _envelope("instances", batch),
-        _envelope("inputs", batch),
-        _envelope("dataframe_records", batch),
+        _envelope("instances", batch, explained),
+        _envelope("inputs", batch, explained),
+        _envelope("dataframe_records", batch, explained),
         _envelope("dataframe_split", {
             "type": "object", "required": ["columns", "data"], "additionalProperties": False,
             "properties": {"columns": {"type": "array", "items": {"type": "string", "enum": names}, "uniqueItems": True,
@@ -343,12 +362,16 @@ def _payload_schema(record: dict, model: LoadedModel) -> dict[str, Any]:
                                "type": "array", "minItems": len(names), "maxItems": len(names),
                                "items": {"nullable": True, "oneOf": [{"type": "number"}, {"type": "string"}]}}},
                            "index": {"type": "array"}},
-        }),
+        }, explained),
     ]}
 
 
-def _envelope(key: str, content: dict) -> dict[str, Any]:
-    return {"type": "object", "required": [key], "properties": {key: content}, "additionalProperties": False}
+def _envelope(key: str, content: dict, explained: bool = False) -> dict[str, Any]:
+    properties = {key: content}
+    if explained:
+        properties["explain"] = {"type": "boolean", "default": False,
+                                 "description": "true: each prediction carries its explanation (as ?explain=true)"}
+    return {"type": "object", "required": [key], "properties": properties, "additionalProperties": False}
 
 
 def _query_parameter(feature: Feature) -> dict[str, Any]:
@@ -375,6 +398,29 @@ def _plain_schema(model: LoadedModel) -> dict[str, Any]:
 
 _WARNINGS = {"type": "array", "items": {"type": "string"},
              "description": "values outside what the model saw in training, one sentence each"}
+_EXPLAINED = {"$ref": "#/components/schemas/Explanation"}
+EXPLANATION = {
+    "type": "object", "required": ["method", "exact", "output", "class", "baseline", "value", "contributions"],
+    "description": "Why the row got its answer (with explain=true): baseline + the sum of the contributions == value, "
+                   "the model's output for the row. output: a binary classifier's log-odds of classes[1] (forests: "
+                   "its probability; linear classifiers without probabilities: their decision function), with more "
+                   "classes the predicted class's softmax-score (forests: probability; the approximation: log-odds), "
+                   "a regressor's value (log-value for a log link). method: linear and tree-shap are exact; "
+                   "background-shapley and permutation-shapley approximate Shapley values against up to 100 "
+                   "training rows stored with the version.",
+    "properties": {
+        "method": {"type": "string", "enum": ["linear", "tree-shap", "background-shapley", "permutation-shapley"]},
+        "exact": {"type": "boolean"},
+        "output": {"type": "string",
+                   "enum": ["log-odds", "probability", "softmax-score", "decision", "value", "log-value"]},
+        "class": {"nullable": True, "description": "the class explained (null for a regressor)",
+                  "oneOf": [{"type": "number"}, {"type": "string"}, {"type": "boolean"}]},
+        "baseline": {"type": "number", "description": "the output expected over the training rows"},
+        "value": {"type": "number", "description": "the model's output for this row"},
+        "contributions": {"type": "object", "additionalProperties": {"type": "number"},
+                          "description": "by feature, in the model's order"},
+    },
+}
 PREDICTION_SCHEMAS = {CLASSIFICATION: "ClassPrediction", REGRESSION: "ValuePrediction"}
 PREDICTION_ITEMS = {
     CLASSIFICATION: {
@@ -386,12 +432,13 @@ PREDICTION_ITEMS = {
             "probabilities": {"type": "object", "nullable": True,
                               "additionalProperties": {"type": "number", "minimum": 0, "maximum": 1}},
             "warnings": _WARNINGS,
+            "explanation": _EXPLAINED,
         },
     },
     REGRESSION: {
         "type": "object", "required": ["value", "warnings"],
         "description": "A regressor's answer for one row: what its predict says",
-        "properties": {"value": {"type": "number"}, "warnings": _WARNINGS},
+        "properties": {"value": {"type": "number"}, "warnings": _WARNINGS, "explanation": _EXPLAINED},
     },
 }
 

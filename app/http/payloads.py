@@ -3,7 +3,8 @@
 JSON: one record ``{...}``, a list of records, ``{"instances": [...]}``, ``{"inputs": [...]}``,
 ``{"dataframe_records": [...]}`` and ``{"dataframe_split": {"columns": [...], "data": [...]}}``
 (the MLflow scoring-server formats). CSV: a header row, then one row per record. A query string:
-one record of text values.
+one record of text values. Explanations are asked for with ``?explain=true`` or, beside an
+envelope, ``"explain": true``.
 
 The Flask routes (app/http/predict.py) and the gateway's direct path (app/gateway/direct.py)
 share the content types, the length limit and the response bytes and headers from here, so they
@@ -15,15 +16,17 @@ import csv
 import io
 import re
 import json
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Sequence
 
 import orjson
 
-from ..model import predict
+from ..model import explain, predict
 from ..model.contract import Decoded
 from ..model.decoding import Decoder
 from ..model.errors import InputError, InvalidInput
 from ..model.registry import LoadedModel
+from ..model.rules import describe, quote
 from .problems import MalformedRequest, PayloadTooLarge, UnsupportedMediaType
 
 JSON_TYPES = ("application/json",)  # and any type ending in +json
@@ -37,6 +40,15 @@ RECORD_ENVELOPES = ("instances", "inputs", "dataframe_records")
 ENVELOPES = (*RECORD_ENVELOPES, "dataframe_split")
 
 VERSION = re.compile(r"[1-9][0-9]{0,8}")  # ?version=: ASCII digits only (str.isdigit() also accepts '²', '١')
+EXPLAIN = explain.FIELD  # ?explain=true, or "explain": true beside an envelope
+EXPLAIN_VALUES = {"true": True, "false": False}  # in a query string; in a body, JSON's true and false
+
+
+@dataclass(frozen=True)
+class Rows:
+    """A body's rows, and its ``explain`` field (given beside an envelope; None when absent)."""
+    decoded: Decoded
+    explain: bool | None = None
 
 
 # ---- request ----------------------------------------------------------------------------------
@@ -54,9 +66,9 @@ def too_large(limit: int) -> str:
     return f"the request body exceeds the limit of {limit} bytes (MAX_CONTENT_LENGTH); split the batch"
 
 
-def decode_body(kind: str, body: bytes, decoder: Decoder, max_rows: int) -> Decoded:
+def decode_body(kind: str, body: bytes, decoder: Decoder, max_rows: int) -> Rows:
     if kind == "csv":
-        return decode_csv(body, decoder, max_rows)
+        return Rows(decode_csv(body, decoder, max_rows))
     return decode_json(parse_json(body), decoder, max_rows)
 
 
@@ -142,24 +154,66 @@ class _RepeatedKeys:
         return dict(pairs)
 
 
-def decode_json(payload: Any, decoder: Decoder, max_rows: int) -> Decoded:
+def decode_json(payload: Any, decoder: Decoder, max_rows: int) -> Rows:
     envelopes = sorted(payload.keys() & set(ENVELOPES)) if isinstance(payload, dict) else []
     if envelopes and not payload.keys() & decoder.schema.index.keys():
-        if len(payload) > 1:
-            extra = sorted(set(payload) - {envelopes[0]}, key=str)
-            raise InvalidInput([InputError(None, str(key), f"unknown key beside {envelopes[0]!r}; send the envelope alone")
-                                for key in extra])
-        (envelope, content), = payload.items()
+        envelope = envelopes[0]
+        extra = sorted(set(payload) - {envelope, EXPLAIN}, key=str)
+        if extra:
+            raise InvalidInput([InputError(None, str(key), f"unknown key beside {envelope!r}; send the envelope alone "
+                                                           f"(and {EXPLAIN!r}, true or false)") for key in extra])
+        asked = _explain_field(payload[EXPLAIN]) if EXPLAIN in payload else None
+        content = payload[envelope]
         if envelope == "dataframe_split":
-            return _decode_split(content, decoder, max_rows)
+            return Rows(_decode_split(content, decoder, max_rows), asked)
         if not isinstance(content, list):
             raise InvalidInput([InputError(None, envelope, f"expected an array of records, got {_kind(content)}")])
-        return decoder.records(_limit(content, max_rows))
+        return Rows(decoder.records(_limit(content, max_rows)), asked)
     if isinstance(payload, dict):
-        return decoder.records([payload])
+        if EXPLAIN in payload and EXPLAIN not in decoder.schema.index:
+            raise InvalidInput([InputError(0, EXPLAIN, 'not a field of the model; ask for explanations with '
+                                                       '?explain=true, or beside an envelope: {"instances": [...], '
+                                                       '"explain": true}')])
+        return Rows(decoder.records([payload]))
     if isinstance(payload, list):
-        return decoder.records(_limit(payload, max_rows))
+        return Rows(decoder.records(_limit(payload, max_rows)))
     raise InvalidInput([InputError(None, None, f"expected a JSON object or an array of objects, got {_kind(payload)}")])
+
+
+def _explain_field(value: Any) -> bool:
+    if type(value) is not bool:
+        raise InvalidInput([InputError(None, EXPLAIN, f"expected true or false, got {describe(value)}")])
+    return value
+
+
+# ---- explanations -----------------------------------------------------------------------------
+def wants_explanations(query: Sequence[str], body: bool | None) -> bool:
+    """Whether a request asks for explanations: ``?explain=`` (each value given) or the body's field."""
+    if len(query) > 1:
+        raise InvalidInput([InputError(None, EXPLAIN, "given more than once in the query string")])
+    asked = None
+    if query:
+        if query[0] not in EXPLAIN_VALUES:
+            raise InvalidInput([InputError(None, EXPLAIN, f"expected true or false, got {quote(query[0])}")])
+        asked = EXPLAIN_VALUES[query[0]]
+    if asked is not None and body is not None and asked != body:
+        raise InvalidInput([InputError(None, EXPLAIN, f"the query string says {str(asked).lower()} and the body "
+                                                      f"{str(body).lower()}; give it once")])
+    return bool(body if asked is None else asked)
+
+
+def explainer_for(model: LoadedModel, rows: int, query: Sequence[str], body: bool | None,
+                  max_rows: int) -> explain.Explainer | None:
+    """The explainer that answers this request, or None when it asks for no explanations. An
+    approximation explains at most ``max_rows`` rows (MAX_EXPLAINED_ROWS) per request."""
+    if not wants_explanations(query, body):
+        return None
+    explainer = explain.require(model)
+    if not explainer.exact and rows > max_rows:
+        raise PayloadTooLarge(f"the batch has {rows} rows; {model.tag} is explained by an approximation "
+                              f"({explainer.method}), at most {max_rows} rows per request (MAX_EXPLAINED_ROWS): "
+                              "split it, or leave out explain")
+    return explainer
 
 
 def _decode_split(content: Any, decoder: Decoder, max_rows: int) -> Decoded:
@@ -219,14 +273,19 @@ def json_answer(document: Any, model: LoadedModel) -> tuple[bytes, list[tuple[st
     return orjson.dumps(document) + b"\n", [("Content-Type", "application/json"), ("X-Model-Version", model.tag)]
 
 
-def predict_and_encode(model: LoadedModel, decoded: Decoded, metrics: Any | None,
-                       plain: bool = False, drift: Any | None = None) -> tuple[bytes, list[tuple[str, str]]]:
-    """Predict the rows and encode the answer: the prediction document, or (``plain``) MLflow's
-    list of labels or values."""
+def predict_and_encode(model: LoadedModel, decoded: Decoded, metrics: Any | None, plain: bool = False,
+                       explainer: explain.Explainer | None = None,
+                       drift: Any | None = None) -> tuple[bytes, list[tuple[str, str]]]:
+    """Predict the rows and encode the answer: the prediction document, with each row's
+    explanation when an ``explainer`` is given, or (``plain``) MLflow's list of labels or values."""
     output = predict.predict(model, decoded)
     if metrics is not None:  # the gateway's Metrics, told what each row got
         metrics.observe_predictions(model, output)
     if drift is not None:  # the gateway's drift window, told what was asked and answered (counted later)
         drift.observe(model, decoded.matrix, output)
-    document = predict.plain_document(model, output) if plain else predict.prediction_document(model, decoded, output)
-    return json_answer(document, model)
+    if plain:
+        return json_answer(predict.plain_document(model, output), model)
+    explanations = None
+    if explainer is not None:
+        explanations = explain.documents(model, explainer, explainer.explain(decoded.matrix, output))
+    return json_answer(predict.prediction_document(model, decoded, output, explanations), model)

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, request
 
+from ..model import explain
 from ..model.contract import Decoded
+from ..model.errors import InputError, InvalidInput
 from ..model.registry import LoadedModel, Registry
 from . import payloads
 from .problems import MalformedRequest, PayloadTooLarge
 
 bp = Blueprint("predict", __name__)
 
-SELECTORS = ("model", "version")
+SELECTORS = ("model", "version", payloads.EXPLAIN)  # in the query string, beside GET's fields
 
 
 def registry() -> Registry:
@@ -53,9 +55,20 @@ def read_body() -> bytes:
     return stream.read(length)
 
 
-def decode_body(model: LoadedModel) -> Decoded:
+def decode_body(model: LoadedModel) -> payloads.Rows:
     kind = payloads.body_kind(request.mimetype, request.content_type)
     return payloads.decode_body(kind, read_body(), model.decoder, current_app.config["MAX_BATCH_ROWS"])
+
+
+def explain_query() -> list[str]:
+    """Every ?explain= value given (the checks want to see a repeat)."""
+    return request.args.getlist(payloads.EXPLAIN) if request.query_string else []
+
+
+def asked_explainer(model: LoadedModel, rows: payloads.Rows) -> explain.Explainer | None:
+    """?explain= and the body's "explain": the explainer that answers, or None."""
+    return payloads.explainer_for(model, len(rows.decoded.matrix), explain_query(), rows.explain,
+                                  current_app.config["MAX_EXPLAINED_ROWS"])
 
 
 def decode_query(model: LoadedModel) -> Decoded:
@@ -66,9 +79,10 @@ def decode_query(model: LoadedModel) -> Decoded:
     return payloads.decode_query(arguments, model.decoder)
 
 
-def answer(model: LoadedModel, decoded: Decoded, plain: bool = False) -> Response:
+def answer(model: LoadedModel, decoded: Decoded, plain: bool = False,
+           explainer: explain.Explainer | None = None) -> Response:
     extensions = current_app.extensions
-    body, headers = payloads.predict_and_encode(model, decoded, extensions.get("metrics"), plain,
+    body, headers = payloads.predict_and_encode(model, decoded, extensions.get("metrics"), plain, explainer,
                                                 drift=extensions.get("drift"))
     return current_app.response_class(body, headers=headers)
 
@@ -76,17 +90,23 @@ def answer(model: LoadedModel, decoded: Decoded, plain: bool = False) -> Respons
 @bp.post("/predict")
 def predict_post() -> Response:
     model = choose_model()
-    return answer(model, decode_body(model))
+    rows = decode_body(model)
+    return answer(model, rows.decoded, explainer=asked_explainer(model, rows))
 
 
 @bp.get("/predict")
 def predict_get() -> Response:
     model = choose_model()
-    return answer(model, decode_query(model))
+    decoded = decode_query(model)
+    return answer(model, decoded, explainer=asked_explainer(model, payloads.Rows(decoded)))
 
 
 @bp.post("/invocations")
 def invocations() -> Response:
     """MLflow's scoring protocol: same inputs as POST /predict, MLflow's response shape."""
     model = choose_model()
-    return answer(model, decode_body(model), plain=True)
+    rows = decode_body(model)
+    if payloads.wants_explanations(explain_query(), rows.explain):
+        raise InvalidInput([InputError(None, payloads.EXPLAIN, "/invocations answers MLflow's plain list of "
+                                                               "predictions; ask POST /predict for explanations")])
+    return answer(model, rows.decoded, plain=True)

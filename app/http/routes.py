@@ -9,7 +9,7 @@ disagree, so a new endpoint is one line here plus its view.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 API, PAGE, DOCS, ASSET = "api", "page", "docs", "asset"  # kinds of security headers
 UNMATCHED = "<unmatched>"  # the metrics label of every path no route matches
@@ -31,6 +31,7 @@ class Route:
     limited: bool = True  # counted by the rate limit
     headers: str = API
     setting: str | None = None  # served only while this setting is on
+    page: bool = False  # a browser's GET (Accept prefers text/html) gets a page: open, with the page's headers
 
     @property
     def methods(self) -> frozenset[str]:
@@ -57,7 +58,11 @@ ROUTES: tuple[Route, ...] = (
     Route("/ping", (get("ping", "MLflow health probe"),), open=True),
     Route("/models", (get("listModels", "Every model, its versions and the default"),)),
     Route("/models/<name>", (get("describeModel", "A model's metadata: schema, example, classes, metrics"),)),
-    Route("/models/<name>/<int:version>", (get("describeModelVersion", "One version's metadata"),)),
+    Route("/models/<name>/<int:version>", (get("describeModelVersion", "One version's metadata (a browser gets its "
+                                                                        "model card page)"),), page=True),
+    Route("/models/<name>/<int:version>/card/<filename>", (get("getModelCardFile", "A file of the version's model "
+                                                                                   "card: a plot (SVG) or README.md"),),
+          open=True),
     Route("/models/<name>/<int:version>/drift", (get("modelDrift", "Drift over the rolling window: PSI per feature "
                                                                     "and of the predictions, with each bin's shares"),)),
     # the admin API (app/http/admin.py): model lifecycle, for admin keys only
@@ -84,6 +89,29 @@ ROUTES: tuple[Route, ...] = (
     Route("/docs/<path:path>", (get(),), open=True, headers=DOCS),
 )
 
+def prefers_html(accept: str | None) -> bool:
+    """Whether an Accept header ranks text/html above JSON: a browser's navigation does
+    (``text/html,...,*/*;q=0.8``), curl's ``*/*`` and a tie do not. The gateway (which lets a page
+    through without an API key) and the view (which renders it) both ask this, so they agree."""
+    if not accept or "html" not in accept:
+        return False
+    quality: dict[str, float] = {}
+    for part in accept.split(","):
+        kind, *parameters = part.strip().split(";")
+        value = 1.0
+        for parameter in parameters:
+            key, _, number = parameter.strip().partition("=")
+            if key == "q":
+                try:
+                    value = float(number)
+                except ValueError:
+                    value = 0.0
+        quality.setdefault(kind.strip().lower(), value)
+    html = quality.get("text/html", 0.0)
+    json = quality.get("application/json", quality.get("application/*", quality.get("*/*", 0.0)))
+    return html > 0 and html > json
+
+
 _CONVERTERS = {"": "[^/]+", "int": "[0-9]+", "path": ".+"}
 _VARIABLE = re.compile(r"<(?:(\w+):)?(\w+)>")
 
@@ -98,6 +126,14 @@ def _pattern(rule: str) -> re.Pattern:
 
 _EXACT = {route.rule: route for route in ROUTES if "<" not in route.rule}
 _PATTERNS = [(_pattern(route.rule), route) for route in ROUTES if "<" in route.rule]
+
+
+_AS_PAGE = {route.rule: replace(route, open=True, headers=PAGE) for route in ROUTES if route.page}
+
+
+def as_page(route: Route) -> Route:
+    """The route as a browser's page: answered without an API key, with the page's headers."""
+    return _AS_PAGE[route.rule]
 
 
 def match(path: str) -> Route | None:

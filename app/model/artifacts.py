@@ -37,6 +37,7 @@ FORMAT_VERSION = 1
 MODEL_FILE = "model.skops"
 PICKLE_FILE = "model.joblib"  # versions written before skops; read only with ALLOW_PICKLE_MODELS
 METADATA_FILE = "metadata.json"
+EXTRA_FILE_PATTERN = re.compile(r"^[a-z]+/[A-Za-z0-9][A-Za-z0-9._-]{0,80}$")  # card/roc.svg: one folder deep
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 VERSION_PATTERN = re.compile(r"^[1-9][0-9]{0,8}$")
 
@@ -206,13 +207,15 @@ def write_pin(models_dir: Path | str, name: str, version: int | None) -> None:
 
 
 def save(models_dir: Path | str, name: str, model: Any, metadata: dict[str, Any], signing_key: Any = None,
-         first: int = 1) -> Artifact:
+         first: int = 1, files: dict[str, bytes] | None = None) -> Artifact:
     """Publish ``model`` as the next version of ``name``, atomically.
 
     Everything is written into a hidden staging folder and then renamed into place, so a crash
     leaves no half version behind and a concurrent trainer can never overwrite a version: the
     rename fails if the version exists, and we move on to the next number. With a signing key,
-    the metadata's exact bytes are signed (signature.json) before the rename.
+    the metadata's exact bytes are signed (signature.json) before the rename. ``files`` are the
+    version's other files (the model card: ``card/README.md``, ``card/roc.svg``), listed with their
+    sha256 in the metadata's "files", so the signature covers them too (``read_file`` checks).
     """
     import skops.io as sio
 
@@ -225,6 +228,8 @@ def save(models_dir: Path | str, name: str, model: Any, metadata: dict[str, Any]
         model_path = staging / MODEL_FILE
         _write_bytes(model_path, sio.dumps(model))
         record = dict(metadata)
+        if files:
+            record["files"] = _write_files(staging, files)
         record.update(
             format_version=FORMAT_VERSION,
             name=name,
@@ -246,6 +251,35 @@ def save(models_dir: Path | str, name: str, model: Any, metadata: dict[str, Any]
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def _write_files(staging: Path, files: dict[str, bytes]) -> dict[str, str]:
+    listed = {}
+    for relative, data in sorted(files.items()):
+        if not EXTRA_FILE_PATTERN.match(relative):
+            raise ValueError(f"a version's file is named folder/name, got {relative!r}")
+        path = staging / relative
+        path.parent.mkdir(exist_ok=True)
+        _write_bytes(path, data)
+        listed[relative] = hashlib.sha256(data).hexdigest()
+    return listed
+
+
+def read_file(folder: Path | str, metadata: dict[str, Any], relative: str) -> bytes:
+    """One of a version's other files (``card/roc.svg``), checked against the sha256 its metadata
+    lists: ArtifactNotFound if it is not listed or not there, ArtifactCorrupt if it was changed."""
+    listed = metadata.get("files") or {}
+    expected = listed.get(relative) if isinstance(listed, dict) else None
+    if not isinstance(expected, str) or not EXTRA_FILE_PATTERN.match(relative):
+        raise ArtifactNotFound(f"{relative} is not one of this version's files")
+    path = Path(folder) / relative
+    try:
+        data = path.read_bytes()
+    except OSError:
+        raise ArtifactNotFound(f"{path} is missing (the version lists it)") from None
+    if hashlib.sha256(data).hexdigest() != expected:
+        raise ArtifactCorrupt(f"{path} was changed after the version was made (its sha256 does not match the metadata)")
+    return data
 
 
 def publish_folder(staging: Path, parent: Path, finish: Callable[[int], None] | None = None, first: int = 1) -> int:
@@ -357,6 +391,16 @@ def problems(path: Path | str, policy: LoadPolicy) -> list[tuple[str, str]]:
             _check_sha256(folder / MODEL_FILE, (folder / MODEL_FILE).read_bytes(), metadata)
         except ArtifactError as exc:
             found.append(("model", str(exc)))
+    listed = metadata.get("files") or {}
+    for relative in (sorted(listed) if isinstance(listed, dict) else []):
+        if (folder / relative).is_file():  # the card's files are optional (the model serves without them)
+            try:
+                read_file(folder, metadata, relative)
+            except ArtifactError:
+                found.append((relative, "differs from the sha256 the metadata lists"))
+    extra = [str(p.relative_to(folder)) for p in folder.glob("*/*") if p.is_file()
+             and str(p.relative_to(folder)) not in listed]
+    found += [(relative, "not listed in the metadata's files") for relative in sorted(extra)]
     return found
 
 

@@ -25,7 +25,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from . import artifacts, drift
+from . import artifacts, card as model_card, drift, explain
 from .class_names import check_class_names
 from .contract import CATEGORY, NUMBER, Decoded, Feature, Schema
 from .describe import describe_frame, matrix_from_frame
@@ -393,11 +393,28 @@ def publish_model(model: Any, name: str, models_dir: Path | str = "models", samp
         "cv": None,
         "test_metrics": metrics,
         "fast_path": compiled_report(model, schema, prepare(example_frame, schema), task, classes),
+        "explanation_reference": None if sample is None else explain.reference(model, schema, sample[names], "sample"),
         drift.METADATA_KEY: (drift.reference_of(model, schema, task, classes, sample[names], sample[names],
                                                 "the import sample") if sample is not None else
                              drift.unavailable(NO_SAMPLE_FOR_DRIFT)),
     }
-    return artifacts.save(models_dir, name, model, metadata, signing_key)
+    evaluation = None
+    if target is not None:
+        evaluation = model_card.Evaluation(rows_for(model, prepare(sample[schema.names], schema)),
+                                           _card_truth(sample[target], task, classes),
+                                           f"the import sample ({len(sample)} rows; optimistic if the model was "
+                                           "fitted on them)", names=list(schema.names))
+    card = model_card.build_safely(model, task, classes, evaluation, {**metadata, "name": name})
+    metadata["card"] = card.summary
+    return artifacts.save(models_dir, name, model, metadata, signing_key, files=card.stored_files())
+
+
+def _card_truth(truth: pd.Series, task: str, classes: list[Any]) -> pd.Series:
+    """The sample's answers as the model's own labels (the sample's text "1" is the class 1)."""
+    if task == REGRESSION:
+        return truth.astype("float64").reset_index(drop=True)
+    by_text = {str(c): c for c in classes}
+    return pd.Series([by_text[str(plain(v))] for v in truth])
 
 
 def import_file(path: Path | str, name: str, models_dir: Path | str = "models", sample: Path | str | None = None,

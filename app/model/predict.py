@@ -8,12 +8,14 @@ a row gets the same answer whichever way it arrives.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .contract import Decoded
 from .output import Output, from_scikit_learn
-from .registry import LoadedModel
 from .tiles import pad_rows
+
+if TYPE_CHECKING:  # the registry builds each model's explainer with predict(): no import cycle
+    from .registry import LoadedModel
 
 
 def predict(model: LoadedModel, decoded: Decoded) -> Output:
@@ -32,9 +34,11 @@ def labels(model: LoadedModel, output: Output) -> list:
     return [classes[i] for i in output.winners.tolist()]
 
 
-def prediction_document(model: LoadedModel, decoded: Decoded, output: Output) -> dict[str, Any]:
+def prediction_document(model: LoadedModel, decoded: Decoded, output: Output,
+                        explanations: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """``{"model": {...}, "predictions": [...]}``, rows in input order: each a classifier's
-    ``{"label", "probabilities", "warnings"}`` or a regressor's ``{"value", "warnings"}``."""
+    ``{"label", "probabilities", "warnings"}`` or a regressor's ``{"value", "warnings"}``, and
+    its ``explanation`` when there are ``explanations`` (app/model/explain/)."""
     warnings = decoded.warnings
     if model.is_regressor:
         predictions = [{"value": value, "warnings": w} for value, w in zip(output.values.tolist(), warnings)]
@@ -49,6 +53,9 @@ def prediction_document(model: LoadedModel, decoded: Decoded, output: Output) ->
         keys = [str(c) for c in model.classes]
         predictions = [{"label": label, "probabilities": dict(zip(keys, row)), "warnings": w}
                        for label, row, w in zip(labels(model, output), output.probabilities.tolist(), warnings)]
+    if explanations is not None:
+        for prediction, explanation in zip(predictions, explanations):
+            prediction["explanation"] = explanation
     return {"model": {"name": model.name, "version": model.version}, "predictions": predictions}
 
 

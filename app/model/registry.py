@@ -9,11 +9,11 @@ reason, and if it is the default the service is not ready.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from . import artifacts
+from . import artifacts, explain
 from .class_names import check_class_names
 from .compiled import CompiledPipeline, Unsupported, compile_pipeline, synthetic_rows, verify
 from .contract import Schema
@@ -37,6 +37,7 @@ class LoadedModel:
     backend: str = "scikit-learn"  # what answers: "numpy (<kind>)" or "scikit-learn (<why>)"
     task: str = CLASSIFICATION
     takes_frame: bool = True  # scikit-learn is given a DataFrame (fitted with column names) or an array
+    explainer: "explain.Explainer | explain.Unexplained | None" = None  # built at load (app/model/explain/)
 
     @property
     def is_regressor(self) -> bool:
@@ -86,10 +87,13 @@ def load_folder(folder: Path, name: str, version: int, policy: artifacts.LoadPol
         raise artifacts.ArtifactCorrupt(f"its metadata is not usable ({type(exc).__name__}: {exc}); retrain it") from None
     program, backend = (compile_checked(artifact.model, schema, task, classes) if compile_models
                         else (None, "scikit-learn (COMPILED_MODELS off)"))
-    log.info("model %s/%s loaded from %s, served by %s", name, version, artifact.path, backend)
-    return LoadedModel(name=name, version=version, model=artifact.model, schema=schema, classes=classes,
-                       metadata=artifact.metadata, decoder=Decoder(schema), compiled=program, backend=backend,
-                       task=task, takes_frame=takes_frame(artifact.model))
+    loaded = LoadedModel(name=name, version=version, model=artifact.model, schema=schema, classes=classes,
+                         metadata=artifact.metadata, decoder=Decoder(schema), compiled=program, backend=backend,
+                         task=task, takes_frame=takes_frame(artifact.model))
+    loaded = replace(loaded, explainer=explain.explainer_for(loaded))
+    log.info("model %s/%s loaded from %s, served by %s, explained by %s", name, version, artifact.path, backend,
+             getattr(loaded.explainer, "method", "nothing"))
+    return loaded
 
 
 def compile_checked(model: Any, schema: Schema, task: str, classes: list[Any]) -> tuple[CompiledPipeline | None, str]:
@@ -221,6 +225,15 @@ class Registry:
             return exc.detail
         return None
 
+    def read_file(self, name: str, version: int, relative: str) -> bytes:
+        """A loaded version's other file (``card/roc.svg``), checked against the sha256 the loaded
+        metadata lists: ModelNotFound if there is no such file, or it is missing or was changed."""
+        loaded = self.get(name, version)
+        try:
+            return artifacts.read_file(self.models_dir / name / str(version), loaded.metadata, relative)
+        except artifacts.ArtifactError as exc:
+            raise ModelNotFound(f"model {name}/{version}: {exc}") from None
+
     def describe(self, name: str) -> dict[str, Any]:
         if name not in self.names():
             raise ModelNotFound(f"no model named {name!r}; loaded models: {', '.join(self.names()) or 'none'}")
@@ -253,6 +266,17 @@ class Registry:
             "training_data": meta.get("training_data"),
             "libraries": meta.get("versions"),
             "backend": loaded.backend,
+            "explanations": loaded.explainer.describe() if loaded.explainer is not None else None,
             "model_sha256": meta.get("model_sha256"),
             "command": meta.get("command"),
+            "card": card_links(name, version, meta.get("card")),
         }
+
+
+def card_links(name: str, version: int, summary: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The card's summary with where its files are served (the page is the version's own URL)."""
+    if not summary:
+        return None
+    base = f"/models/{name}/{version}/card/"
+    return {**summary, "markdown": base + "README.md",
+            "plots": [{**plot, "url": base + plot["file"]} for plot in summary.get("plots", [])]}

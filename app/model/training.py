@@ -30,7 +30,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 from sklearn.svm import SVC, SVR
 
-from . import artifacts, compiled, drift
+from . import artifacts, card as model_card, compiled, drift, explain
 from .class_names import check_class_names
 from .contract import NUMBER, Schema
 from .output import CLASSIFICATION, REGRESSION, plain
@@ -497,10 +497,15 @@ def train(options: TrainingOptions) -> TrainingResult:
         "test_metrics": metrics,
         "fast_path": compiled_report(model, schema, X_test, task, classes),
         "fingerprint": _fingerprint(X, labels),
+        "explanation_reference": explain.reference(model, schema, X, "training"),
         drift.METADATA_KEY: drift.reference_of(model, schema, task, classes, X, X_test, "held-out rows"),
     }
+    say("drawing the model card")
+    evaluation = model_card.Evaluation(X_test, test_labels, f"{len(X_test)} held-out rows", scoring)
+    card = model_card.build_safely(model, task, classes, evaluation, {**metadata, "name": options.name}, say)
+    metadata["card"] = card.summary
     artifact = artifacts.save(options.models_dir, options.name, model, metadata, options.signing_key,
-                              options.first_version)
+                              options.first_version, files=card.stored_files())
     return TrainingResult(artifact=artifact, metadata=artifact.metadata, held_out=(test_features, test_labels))
 
 

@@ -26,6 +26,12 @@ from .predict import predict
 from .registry import LoadedModel, load_folder
 
 PARTS = {"model": artifacts.MODEL_FILE, "metadata": artifacts.METADATA_FILE, "signature": signing.SIGNATURE_FILE}
+# ... and one part per other file the metadata lists, named by its path: "card/roc.svg".
+
+
+def extra_part(part: str) -> str | None:
+    """Where an upload's part for one of the version's other files goes (its own name), or None."""
+    return part if artifacts.EXTRA_FILE_PATTERN.match(part) else None
 STAGING_PREFIX = ".upload-"
 STALE_AFTER = 24 * 3600  # seconds: a staging folder this old was left by a crash
 

@@ -2,13 +2,15 @@
 
 The default model, or the one picked (``/?model=NAME&version=N``, the page's model picker lists
 every loaded version, regressors included). It posts the form as JSON to /predict and shows the
-answer, with the classes' display names where the version has them; everything it needs is
+answer, with the classes' display names where the version has them, and why (each feature's
+contribution, when the model explains its predictions); everything it needs is
 served from here (no CDN), so it works offline.
 """
 from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, render_template, request
 
+from ...model import explain
 from ...model.errors import ModelUnavailable
 from ..payloads import VERSION
 from ..problems import MalformedRequest
@@ -34,6 +36,8 @@ def index() -> Response | str:
                            metrics=model.metadata.get("test_metrics") or {}, classes=model.classes,
                            class_names=model.metadata.get("class_names") or {}, choices=choices,
                            target_range=model.metadata.get("target_range"),
+                           explained=isinstance(model.explainer, explain.Explainer),
+                           labels={f.name: f.label or f.name for f in model.schema.features},
                            needs_key=current_app.extensions["gateway"].keys is not None)
 
 
@@ -41,3 +45,6 @@ def index() -> Response | str:
 def favicon() -> Response:
     """Browsers ask for it on every page; no icon, and nothing to log as an error."""
     return Response(status=204, headers={"Cache-Control": "max-age=86400"})
+
+
+from . import card  # noqa: E402,F401 - the card page's file route is on this blueprint

@@ -7,6 +7,7 @@ normalisation). A binary decision > 0 means classes_[1].
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,24 @@ from sklearn.svm import LinearSVC, LinearSVR
 from .program import Estimator, Transform, Unsupported, compiles
 
 
+@dataclass(frozen=True)
+class LinearSum:
+    """A linear model as explanations read it: ``features @ coef + intercept`` (coef: (inputs,
+    outputs)), and what that is (``link``): "logit" (a binary classifier's log-odds of
+    classes_[1]), "multinomial" (each class's score before a softmax), "decision" (a decision
+    function: binary, of classes_[1]) or "identity" (a regressor's value)."""
+    coef: np.ndarray
+    intercept: np.ndarray
+    link: str
+
+    @classmethod
+    def of(cls, model: Any, link: str) -> "LinearSum":
+        coef = np.asarray(model.coef_, dtype="float64")
+        coef = coef.reshape(1, -1) if coef.ndim == 1 else coef  # (outputs, inputs), as scikit-learn keeps it
+        intercept = np.asarray(model.intercept_, dtype="float64").reshape(-1)
+        return cls(coef.T.copy(), np.broadcast_to(intercept, (coef.shape[0],)).copy(), link)
+
+
 @compiles(LinearRegression, Ridge, RidgeCV, Lasso, LassoCV, ElasticNet, ElasticNetCV, SGDRegressor, LinearSVR,
           BayesianRidge, ARDRegression, HuberRegressor)
 def linear_regression(regressor: Any) -> Estimator:
@@ -28,8 +47,10 @@ def linear_regression(regressor: Any) -> Estimator:
         if coef.shape[0] != 1:
             raise Unsupported("a linear model with several targets")
         coef = coef.T  # (features, 1), as scikit-learn multiplies it
-        return Estimator(kind=kind_of(regressor), values=lambda features: (features @ coef + intercept)[:, 0])
-    return Estimator(kind=kind_of(regressor), values=lambda features: features @ coef + intercept)
+        return Estimator(kind=kind_of(regressor), values=lambda features: (features @ coef + intercept)[:, 0],
+                         terms=LinearSum.of(regressor, "identity"))
+    return Estimator(kind=kind_of(regressor), values=lambda features: features @ coef + intercept,
+                     terms=LinearSum.of(regressor, "identity"))
 
 
 @compiles(LogisticRegression, LogisticRegressionCV)
@@ -44,7 +65,9 @@ def logistic(classifier: Any) -> Estimator:
     else:
         def probabilities(features: np.ndarray) -> np.ndarray:
             return softmax(decision(features))
-    return Estimator(kind="logistic-regression", probabilities=probabilities, decision=decision)
+    link = "logit" if len(classifier.classes_) <= 2 else "multinomial"
+    return Estimator(kind="logistic-regression", probabilities=probabilities, decision=decision,
+                     terms=LinearSum.of(classifier, link))
 
 
 @compiles(SGDClassifier)
@@ -58,8 +81,11 @@ def sgd_classifier(classifier: SGDClassifier) -> Estimator:
     elif classifier.loss == "modified_huber":
         probabilities = _modified_huber(decision, binary)
     else:
-        return Estimator(kind="sgd-classifier", winners=_winners(decision, binary), decision=decision)
-    return Estimator(kind="sgd-classifier", probabilities=probabilities, decision=decision)
+        return Estimator(kind="sgd-classifier", winners=_winners(decision, binary), decision=decision,
+                         terms=LinearSum.of(classifier, "decision"))
+    link = "logit" if binary and classifier.loss == "log_loss" else "decision"
+    return Estimator(kind="sgd-classifier", probabilities=probabilities, decision=decision,
+                     terms=LinearSum.of(classifier, link))
 
 
 @compiles(RidgeClassifier, RidgeClassifierCV, LinearSVC)
@@ -68,7 +94,8 @@ def linear_classifier(classifier: Any) -> Estimator:
         raise Unsupported("a multilabel classifier")
     decision = _decision(classifier)
     binary = len(classifier.classes_) == 2
-    return Estimator(kind=kind_of(classifier), winners=_winners(decision, binary), decision=decision)
+    return Estimator(kind=kind_of(classifier), winners=_winners(decision, binary), decision=decision,
+                     terms=LinearSum.of(classifier, "decision"))
 
 
 def _decision(classifier: Any) -> Transform:

@@ -49,6 +49,9 @@ class Estimator:
     decision: Transform | None = None
     values: Transform | None = None
     products: bool = True  # computes with matrix products, whose rounding depends on the batch's shape
+    # What explanations (app/model/explain/) read of the estimator: its sum of terms (a LinearSum
+    # from linear.py, a TreeSum from trees.py); None for the others, which are explained by sampling.
+    terms: Any = None
 
 
 @dataclass(frozen=True)

@@ -62,7 +62,8 @@ def tree_classifier(model: Any) -> Estimator:
     tables = [_sklearn_tree(t.tree_, t.tree_.value[:, 0, :k], nan_follows_flag=True) for t in trees]
     ensemble = _Ensemble(tables, model.n_features_in_, float32=True)
     count = float(len(trees))
-    return Estimator(kind=_kind(model), products=False, probabilities=ensemble.compile(lambda total: total / count))
+    return Estimator(kind=_kind(model), products=False, probabilities=ensemble.compile(lambda total: total / count),
+                     terms=TreeSum(ensemble, 1 / count, "mean"))
 
 
 @compiles(DecisionTreeRegressor, ExtraTreeRegressor, RandomForestRegressor, ExtraTreesRegressor)
@@ -72,7 +73,8 @@ def tree_regressor(model: Any) -> Estimator:
     tables = [_sklearn_tree(t.tree_, t.tree_.value[:, 0, :1], nan_follows_flag=True) for t in trees]
     ensemble = _Ensemble(tables, model.n_features_in_, float32=True)
     count = float(len(trees))
-    return Estimator(kind=_kind(model), products=False, values=ensemble.compile(lambda total: total[:, 0] / count))
+    return Estimator(kind=_kind(model), products=False, values=ensemble.compile(lambda total: total[:, 0] / count),
+                     terms=TreeSum(ensemble, 1 / count, "mean"))
 
 
 @compiles(GradientBoostingClassifier, GradientBoostingRegressor)
@@ -112,17 +114,23 @@ def _boosted(model: Any, ensemble: _Ensemble) -> Estimator:
         decision = ensemble.compile(lambda raw: raw[:, 0] if raw.shape[1] == 1 else raw)
         if link is LogitLink:
             probabilities = ensemble.compile(lambda raw: _two_columns(expit(raw[:, 0])))
-        elif link is HalfLogitLink:  # exponential loss
+            terms = TreeSum(ensemble, 1.0, "logit")
+        elif link is HalfLogitLink:  # exponential loss: the log-odds are twice the raw sum
             probabilities = ensemble.compile(lambda raw: _two_columns(expit(2 * raw[:, 0])))
+            terms = TreeSum(ensemble, 2.0, "logit")
         elif link is MultinomialLogit:
             probabilities = ensemble.compile(_softmax)
+            terms = TreeSum(ensemble, 1.0, "multinomial")
         else:
             raise Unsupported(f"classifier link {link.__name__}")
-        return Estimator(kind=_kind(model), products=False, probabilities=probabilities, decision=decision)
+        return Estimator(kind=_kind(model), products=False, probabilities=probabilities, decision=decision,
+                         terms=terms)
     if link is IdentityLink:
-        return Estimator(kind=_kind(model), products=False, values=ensemble.compile(lambda raw: raw[:, 0]))
+        return Estimator(kind=_kind(model), products=False, values=ensemble.compile(lambda raw: raw[:, 0]),
+                         terms=TreeSum(ensemble, 1.0, "identity"))
     if link is LogLink:  # poisson, gamma
-        return Estimator(kind=_kind(model), products=False, values=ensemble.compile(lambda raw: np.exp(raw[:, 0])))
+        return Estimator(kind=_kind(model), products=False, values=ensemble.compile(lambda raw: np.exp(raw[:, 0])),
+                         terms=TreeSum(ensemble, 1.0, "log"))
     raise Unsupported(f"regressor link {link.__name__}")
 
 
@@ -175,6 +183,17 @@ def _gradient_boosting_start(model: Any) -> np.ndarray:
     return np.asarray(model._raw_predict_init(probe), dtype="float64")[0]
 
 
+@dataclass(frozen=True)
+class TreeSum:
+    """A tree model as explanations (app/model/explain/) read it: ``scale`` times the ordered sum
+    of its trees' leaf vectors, and what that is (``link``): "mean" (a forest's probabilities or
+    values), "logit" (a binary classifier's log-odds of classes_[1]), "multinomial" (each class's
+    score before a softmax), "identity" (a value) or "log" (the log of a value)."""
+    ensemble: "_Ensemble"
+    scale: float
+    link: str
+
+
 # ---- one tree as node arrays --------------------------------------------------------------------
 @dataclass
 class _Tree:
@@ -191,13 +210,19 @@ class _Tree:
     depth: int
     categorical: list[tuple[int, int, np.ndarray]]
     is_leaf: np.ndarray
+    # For explanations (TreeShap): each node's two children as fitted (left, right; a leaf's are
+    # itself, whichever one the test picks), the input column a split reads, and how many
+    # training samples (weighted) reached the node.
+    children: np.ndarray  # (nodes, 2)
+    source: np.ndarray  # (nodes,), -1 for a leaf
+    cover: np.ndarray  # (nodes,)
 
 
 def _constant_tree(value: np.ndarray) -> _Tree:
     """A one-leaf tree: how the ensemble's starting value enters the ordered sum."""
     zero = np.zeros(1, dtype=np.intp)
     return _Tree(zero, np.zeros(1), zero, zero, np.asarray(value, dtype="float64").reshape(1, -1), 0, [],
-                 np.ones(1, dtype=bool))
+                 np.ones(1, dtype=bool), np.zeros((1, 2), dtype=np.intp), np.full(1, -1, dtype=np.intp), np.ones(1))
 
 
 def _numeric_tests(feature: np.ndarray, threshold: np.ndarray, left: np.ndarray, right: np.ndarray,
@@ -224,8 +249,11 @@ def _sklearn_tree(tree: Any, leaf_values: np.ndarray, nan_follows_flag: bool) ->
     nan_left = tree.missing_go_to_left.astype(bool) if nan_follows_flag else np.zeros(tree.node_count, dtype=bool)
     feature, threshold, first, second = _numeric_tests(
         tree.feature, tree.threshold, tree.children_left, tree.children_right, nan_left, leaf, tree.n_features)
+    nodes = np.arange(tree.node_count)
+    children = np.column_stack([np.where(leaf, nodes, tree.children_left), np.where(leaf, nodes, tree.children_right)])
     return _Tree(feature, threshold, first, second, np.array(leaf_values, dtype="float64").reshape(tree.node_count, -1),
-                 int(tree.max_depth), [], leaf)
+                 int(tree.max_depth), [], leaf, children.astype(np.intp), np.where(leaf, -1, tree.feature).astype(np.intp),
+                 np.asarray(tree.weighted_n_node_samples, dtype="float64"))
 
 
 # ---- HistGradientBoosting -----------------------------------------------------------------------
@@ -299,7 +327,11 @@ def _hist_tree(predictor: Any, k: int, per_stage: int, encoding: _HistEncoding, 
         threshold[node], first[node], second[node] = 0.5, left[node], right[node]  # 0 <= 0.5: left
     values = np.zeros((len(nodes), per_stage))
     values[:, k] = nodes["value"]
-    return _Tree(feature, threshold, first, second, values, int(nodes["depth"].max()), lookups, leaf)
+    index = np.arange(len(nodes))
+    children = np.column_stack([np.where(leaf, index, left), np.where(leaf, index, right)]).astype(np.intp)
+    source = np.where(leaf, -1, encoding.input_column[np.where(leaf, 0, tree_feature)]).astype(np.intp)
+    return _Tree(feature, threshold, first, second, values, int(nodes["depth"].max()), lookups, leaf, children, source,
+                 nodes["count"].astype("float64"))
 
 
 def _in_bitset(bitset: np.ndarray, codes: np.ndarray) -> np.ndarray:
@@ -348,6 +380,9 @@ class _Ensemble:
         self.leaf = np.ascontiguousarray(np.concatenate([t.leaf for t in trees])[order])
         self.roots = renumber[offsets[:-1]].astype(np.intp)
         self.depth = max(t.depth for t in trees)
+        self.children = renumber[np.concatenate([t.children + o for t, o in zip(trees, offsets)])][order]
+        self.source = np.concatenate([t.source for t in trees])[order]
+        self.cover = np.concatenate([t.cover for t in trees])[order]
         self.outputs = self.leaf.shape[1]
         # categorical nodes: the row's code slot per categorical column -> a 0/1 per node
         self.categories = list(categories)
@@ -393,6 +428,12 @@ class _Ensemble:
             return finish(np.concatenate([many(rows[i:i + chunk]) for i in range(0, len(rows), chunk)]))
 
         return run
+
+    def goes_first(self, rows: np.ndarray) -> np.ndarray:
+        """(rows, splits): whether each row passes each split's test (its next node is then
+        ``second + step``, else ``second``), by the same tests as the prediction."""
+        _, extend = self._extenders()
+        return extend(rows)[:, self.feature[:self.splits]] <= self.threshold[:self.splits]
 
     def _extenders(self) -> tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray]]:
         """Row(s) -> ``[x, -x, category lookups]`` in float64; x rounded to float32 first where
