@@ -5,7 +5,7 @@ Absolute numbers drift on shared machines, so every figure is also given as a ra
 GET /health measured in the same run. Writes bench/RESULTS.md (and prints it).
 
     make bench                      # or: .venv/bin/python bench/run.py --seconds 10
-    .venv/bin/python bench/run.py --part explanations   # one part, printed only
+    .venv/bin/python bench/run.py --part explanations   # one part, printed only (or --part drift)
 """
 from __future__ import annotations
 
