@@ -41,8 +41,7 @@
     }
     body.appendChild(row("predictions", drift.predictions.psi, drift.predictions.level));
     drift.features.forEach(function (f) { body.appendChild(row(f.name, f.psi, f.level)); });
-    status.textContent = drift.rows + " rows counted in the last " + drift.window.seconds + " s" +
-      (drift.reason ? ": " + drift.reason : "");
+    status.textContent = drift.reason || (drift.rows + " rows counted in the last " + drift.window.seconds + " s");
     table.hidden = false;
   }
 
