@@ -1,11 +1,12 @@
 """Drift counting: the rows each model version is asked, in its reference's bins, over a rolling
 window, counted across every gunicorn worker.
 
-A prediction only appends its decoded matrix and answers to a list (``observe``: about a
-microsecond); the rows are folded into bin counts in batches (app/model/drift.py's ``Bins.count``,
-vectorised), every ``FOLD_SECONDS`` by a thread of the worker or as soon as ``FOLD_ANSWERS``
-answers are waiting. Counts live in time slots: the window (DRIFT_WINDOW seconds) is ``SLOTS`` slots, so it
-moves in steps of a twelfth and always covers between 11/12 of it and all of it.
+A prediction only copies its decoded rows and answers into a buffer allocated once per version
+(``observe``: about a microsecond for a row); the rows are folded into bin counts in batches
+(app/model/drift.py's ``Bins.count``, vectorised), every ``FOLD_SECONDS`` by a thread of the
+worker or as soon as a buffer is full (``WAITING_ROWS``). Counts live in time slots: the window
+(DRIFT_WINDOW seconds) is ``SLOTS`` slots, so it moves in steps of a twelfth and always covers
+between 11/12 of it and all of it.
 
 Under gunicorn each worker writes its counts to a file of its own (a NumPy memmap, one per model
 version and worker pid) in the folder gunicorn.conf.py prepares (``MODEL_SERVER_DRIFT_DIR``,
@@ -26,7 +27,6 @@ import os
 import threading
 import time
 import weakref
-from collections import deque
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,8 @@ log = logging.getLogger("app.drift")
 
 SLOTS = 12  # the window moves in steps of 1/SLOTS of its length
 FOLD_SECONDS = 1.0  # a worker's waiting rows reach its counts file at least this often
-FOLD_ANSWERS = 1024  # ... or as soon as this many answers are waiting (bounds the memory they hold)
+WAITING_ROWS = 2048  # ... or as soon as a version's buffer of this many rows is full
+MISSING = object()
 DIRECTORY_VARIABLE = "MODEL_SERVER_DRIFT_DIR"
 SUFFIX = ".drift.npy"
 
@@ -69,22 +70,34 @@ class DriftWindow:
     def _reset(self) -> None:
         """A fresh start in this process (at creation, and in a forked worker)."""
         self._started = False
-        self._folding = threading.Lock()  # one fold at a time: the timer's, a full list's or a reader's
-        # what the predictions answered, not yet counted: (model, matrix, output); a deque's append and
-        # popleft are atomic, so the prediction's side takes no lock
-        self._waiting: deque[tuple[Any, np.ndarray, Any]] = deque()
+        self._lock = threading.Lock()  # the waiting rows: a prediction's copy, a fold's take
+        self._folding = threading.Lock()  # one fold at a time: the timer's, a full buffer's or a reader's
+        self._waiting: dict[Key, Waiting | None] = {}  # None: a version without a reference, never counted
         self._counts: dict[Key, np.ndarray] = {}  # this process's: (SLOTS, 1 + width): slot number, counts
 
     # ---- the prediction's side: cheap ------------------------------------------------------
     def observe(self, model, matrix: np.ndarray, output) -> None:
-        """Note the rows a model answered; they are counted later, in a batch."""
+        """Copy the rows a model answered, and its answers, into the version's waiting buffer; they
+        are counted later, in a batch. A copy rather than a reference: the request's arrays are
+        freed as soon as it ends, and the memory they held is reused while it is still in cache."""
         try:
             if not self._started:
                 self._start()
-            waiting = self._waiting
-            waiting.append((model, matrix, output))
-            if len(waiting) >= FOLD_ANSWERS:
-                self.fold()
+            key = (model.name, model.version)
+            waiting = self._waiting.get(key, MISSING)
+            if waiting is MISSING:
+                waiting = self._waiting[key] = Waiting.for_model(model, self.bins(model)[0])
+            if waiting is None:
+                return
+            answers = drift.counted_answers(output, model.task)
+            with self._lock:
+                if waiting.add(matrix, answers):
+                    return
+            self.fold()  # the buffer is full: count it, and this answer with it
+            with self._lock:
+                if waiting.add(matrix, answers):
+                    return
+            self._add(key, waiting.bins.count(matrix, answers))  # a batch larger than the buffer
         except Exception as exc:  # noqa: BLE001 - drift never fails a prediction
             self._failed(exc)
 
@@ -111,27 +124,23 @@ class DriftWindow:
             self._fold()
 
     def _fold(self) -> None:
-        waiting, take = self._waiting, self._waiting.popleft
-        if not waiting:
-            return
-        groups: dict[Key, tuple[Any, list[np.ndarray], list[np.ndarray]]] = {}
-        for _ in range(len(waiting)):  # what is appended meanwhile waits for the next fold
-            model, matrix, output = take()
-            group = groups.setdefault((model.name, model.version), (model, [], []))
-            group[1].append(matrix)
-            group[2].append(drift.counted_answers(output, model.task))
-        slot = self._slot(time.time())
-        for key, (model, matrices, answers) in groups.items():
-            bins, _ = self.bins(model)
-            if bins is None:
+        for key, waiting in list(self._waiting.items()):
+            if waiting is None:
                 continue
-            counted = bins.count(np.concatenate(matrices), np.concatenate(answers))
-            counts = self._own_counts(key, bins.width)
-            row = slot % SLOTS
-            if counts[row, 0] != slot:  # a slot that left the window: start it again
-                counts[row, 1:] = 0
-                counts[row, 0] = slot
-            counts[row, 1:] += counted
+            with self._lock:
+                matrix, answers = waiting.take()
+            if len(matrix):
+                self._add(key, waiting.bins.count(matrix, answers))
+
+    def _add(self, key: Key, counted: np.ndarray) -> None:
+        """Add counts to this process's current slot of a version."""
+        slot = self._slot(time.time())
+        counts = self._own_counts(key, len(counted))
+        row = slot % SLOTS
+        if counts[row, 0] != slot:  # a slot that left the window: start it again
+            counts[row, 1:] = 0
+            counts[row, 0] = slot
+        counts[row, 1:] += counted
 
     def _own_counts(self, key: Key, width: int) -> np.ndarray:
         counts = self._counts.get(key)
@@ -207,6 +216,41 @@ class DriftWindow:
         start = (self._slot(now) - SLOTS + 1) * self.slot_seconds
         return {"seconds": self.window_seconds, "step_seconds": round(self.slot_seconds, 3),
                 "from": _timestamp(start), "to": _timestamp(now)}
+
+
+class Waiting:
+    """One version's rows and answers waiting to be counted, in arrays allocated once."""
+
+    __slots__ = ("bins", "matrix", "answers", "size")
+
+    def __init__(self, bins: drift.Bins, width: int):
+        self.bins = bins
+        self.matrix = np.empty((WAITING_ROWS, width))
+        self.answers = np.empty(WAITING_ROWS)  # class indices are exact in a float64
+        self.size = 0
+
+    @classmethod
+    def for_model(cls, model, bins: drift.Bins | None) -> "Waiting | None":
+        return None if bins is None else cls(bins, len(model.schema.features))
+
+    def add(self, matrix: np.ndarray, answers: np.ndarray) -> bool:
+        """Copy the rows in, if they fit."""
+        start, rows = self.size, len(answers)
+        if start + rows > WAITING_ROWS:
+            return False
+        if rows == 1:
+            self.matrix[start] = matrix[0]
+            self.answers[start] = answers[0]
+        else:
+            self.matrix[start:start + rows] = matrix
+            self.answers[start:start + rows] = answers
+        self.size = start + rows
+        return True
+
+    def take(self) -> tuple[np.ndarray, np.ndarray]:
+        """The waiting rows (copies), leaving the buffer empty."""
+        rows, self.size = self.size, 0
+        return self.matrix[:rows].copy(), self.answers[:rows].copy()
 
 
 def _call_if_alive(method: weakref.WeakMethod) -> None:
