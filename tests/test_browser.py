@@ -1,6 +1,8 @@
 """The browser page and the API docs in real headless Chromium, driven by Playwright."""
 from __future__ import annotations
 
+import time
+
 import pytest
 import requests
 
@@ -163,7 +165,24 @@ def test_the_model_picker_opens_any_loaded_model_regressors_included(page, base_
     assert page.csp_violations == []
 
 
-def test_the_model_card_opens_from_the_page_with_its_plots_and_the_class_names(page, base_url):
+def served_rows_with_glucose_raised(base_url: str, test_rows) -> int:
+    """Post the test rows twice with Glucose raised by 35 mg/dL, and wait until the drift window has
+    counted them (workers fold their rows every second); returns the rows counted."""
+    shifted = test_rows.drop(columns=["Outcome"]).assign(Glucose=lambda f: f["Glucose"] + 35)
+    records = shifted.astype(object).where(shifted.notna(), None).to_dict(orient="records")
+    for _ in range(2):
+        assert requests.post(f"{base_url}/predict", json=records, timeout=30).status_code == 200
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        drift = requests.get(f"{base_url}/models/pima-diabetes/1/drift", timeout=10).json()
+        if drift["rows"] >= 2 * len(records):
+            return drift["rows"]
+        time.sleep(0.25)
+    raise AssertionError(f"the drift window counted {drift['rows']} rows, not {2 * len(records)}")
+
+
+def test_the_model_card_opens_from_the_page_with_its_plots_and_the_class_names(page, base_url, test_rows):
+    served_rows_with_glucose_raised(base_url, test_rows)
     page.goto(base_url + "/")
     page.click("#card-link")
     page.wait_for_selector("#card-metrics")
@@ -176,7 +195,10 @@ def test_the_model_card_opens_from_the_page_with_its_plots_and_the_class_names(p
     assert len(plots) == 5
     page.wait_for_function("Array.from(document.images).every(i => i.complete)")
     assert all(image.evaluate("i => i.naturalWidth") > 100 for image in plots)  # each SVG loaded and drew
-    page.wait_for_function("document.getElementById('drift-status').textContent !== 'loading…'")
+    page.wait_for_selector("#drift-table:not([hidden])")
+    assert page.text_content("#drift-table tr[data-feature=Glucose] td:nth-child(3)") == "major shift"
+    assert page.text_content("#drift-table tr[data-feature=Pregnancies] td:nth-child(3)") == "stable"
+    assert len(page.query_selector_all("#drift-table tr[data-feature=Glucose] .bin")) >= 5  # training and now, per bin
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "card-page.png"), full_page=True)
     page.click("#card-predict")

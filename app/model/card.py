@@ -66,19 +66,19 @@ def build(model: Any, task: str, classes: Sequence[Any], evaluation: Evaluation 
         metrics, plots = _classifier_card(model, classes, names, evaluation)
     else:
         metrics, plots = _regressor_card(model, evaluation)
-    importance = permutation_importance(model, task, evaluation)
+    importance, scoring = permutation_importance(model, task, evaluation)
     if importance:
         plots.append(("importance.svg", "Permutation importance",
                       "How much the score drops when one feature's values are shuffled among the held-out rows "
                       f"({IMPORTANCE_ROUNDS} shuffles; the bar is the mean, the line one standard deviation)",
-                      _importance_plot(importance, about)))
+                      _importance_plot(importance, about, scoring)))
     summary = {
         "evaluated_on": evaluation.what,
         "rows": int(len(evaluation.truth)),
         "confidence": 0.95,
         "metrics": metrics,
         "importance": importance,
-        "importance_scoring": _importance_scoring(task, model, evaluation),
+        "importance_scoring": scoring,
         "plots": [{"file": file, "title": title, "caption": caption} for file, title, caption, _ in plots],
     }
     files = {file: svg for file, _, _, svg in plots}
@@ -239,8 +239,9 @@ def _importance_scoring(task: str, model: Any, evaluation: Evaluation) -> str:
     return "accuracy" if task == CLASSIFICATION else "r2"
 
 
-def permutation_importance(model: Any, task: str, evaluation: Evaluation) -> list[dict[str, Any]]:
-    """Each feature's mean drop in score (and its spread) when its column is shuffled, largest first."""
+def permutation_importance(model: Any, task: str, evaluation: Evaluation) -> tuple[list[dict[str, Any]], str]:
+    """Each feature's mean drop in score (and its spread) when its column is shuffled, largest
+    first, and the scorer used (the tuning's, or accuracy where it cannot score these rows)."""
     from sklearn.inspection import permutation_importance as permute
 
     features, truth = evaluation.features, evaluation.truth.reset_index(drop=True)
@@ -257,19 +258,19 @@ def permutation_importance(model: Any, task: str, evaluation: Evaluation) -> lis
     try:
         found = permute(model, features, truth, scoring=scoring, n_repeats=IMPORTANCE_ROUNDS, random_state=0, n_jobs=1)
     except ValueError:  # a scorer that cannot score these rows (one class only): no importance
-        return []
+        return [], scoring
     ranked = sorted(zip(names, found.importances_mean, found.importances_std), key=lambda f: -f[1])
-    return [{"feature": str(name), "mean": _round(mean), "std": _round(std)} for name, mean, std in ranked]
+    return [{"feature": str(name), "mean": _round(mean), "std": _round(std)} for name, mean, std in ranked], scoring
 
 
-def _importance_plot(importance: list[dict[str, Any]], about: dict[str, Any]) -> bytes:
+def _importance_plot(importance: list[dict[str, Any]], about: dict[str, Any], scoring: str) -> bytes:
     shown = importance[:20][::-1]
     labels = _feature_labels(about)
     figure, axes = _figure(height=max(2.0, 0.3 * len(shown) + 1.0))
     axes.barh([_short(labels.get(f["feature"], f["feature"]), 28) for f in shown], [f["mean"] for f in shown],
               xerr=[f["std"] for f in shown], color="#3b6ea8")
     axes.axvline(0, color="grey", linewidth=0.8)
-    axes.set_xlabel(f"drop in {about.get('importance_scoring') or 'score'} when shuffled")
+    axes.set_xlabel(f"drop in {scoring} when shuffled")
     return _svg(figure)
 
 

@@ -15,7 +15,27 @@
     return level ? ["psi-" + level, READINGS[level]] : ["", "not enough rows yet"];
   }
 
-  function row(name, psi, level) {
+  // Each bin's share in training (grey) beside its share in the window (coloured), scaled to the largest.
+  function histogram(bins) {
+    const figure = document.createElement("span");
+    figure.className = "bins";
+    const largest = Math.max.apply(null, bins.map(function (b) { return Math.max(b.reference, b.current); }).concat([1e-9]));
+    bins.forEach(function (b) {
+      const pair = document.createElement("span");
+      pair.className = "bin";
+      pair.title = b.label + ": " + (b.reference * 100).toFixed(1) + "% in training, " + (b.current * 100).toFixed(1) + "% now";
+      ["reference", "current"].forEach(function (which) {
+        const bar = document.createElement("span");
+        bar.className = which;
+        bar.style.height = (100 * b[which] / largest).toFixed(1) + "%";
+        pair.appendChild(bar);
+      });
+      figure.appendChild(pair);
+    });
+    return figure;
+  }
+
+  function row(name, psi, level, bins) {
     const tr = document.createElement("tr");
     tr.dataset.feature = name;
     const [kind, words] = reading(level);
@@ -27,6 +47,9 @@
       if (i === 2) td.className = kind;
       tr.appendChild(td);
     });
+    const shares = document.createElement("td");
+    if (bins && bins.length) shares.appendChild(histogram(bins));
+    tr.appendChild(shares);
     return tr;
   }
 
@@ -39,8 +62,8 @@
       table.hidden = true;
       return;
     }
-    body.appendChild(row("predictions", drift.predictions.psi, drift.predictions.level));
-    drift.features.forEach(function (f) { body.appendChild(row(f.name, f.psi, f.level)); });
+    body.appendChild(row("predictions", drift.predictions.psi, drift.predictions.level, drift.predictions.bins));
+    drift.features.forEach(function (f) { body.appendChild(row(f.name, f.psi, f.level, f.bins)); });
     status.textContent = drift.reason || (drift.rows + " rows counted in the last " + drift.window.seconds + " s");
     table.hidden = false;
   }
