@@ -140,6 +140,7 @@ SETTINGS: dict[str, Setting] = {
     "MAX_CONTENT_LENGTH": Setting(16 * 1024 * 1024, whole()),  # bytes in one request body
     "MAX_BATCH_ROWS": Setting(10_000, whole()),
     "MAX_EXPLAINED_ROWS": Setting(100, whole()),  # rows per request a model explained by approximation explains
+    "EXPLAIN_TIME_LIMIT": Setting(5, whole(1, 3600)),  # seconds of explaining one request may ask for (cost measured at load)
     "MAX_LISTED_ERRORS": Setting(100, whole()),
     "DIRECT_PATH": Setting(True, boolean),  # answer plain JSON predictions without Flask's request machinery
     # gateway: authentication is off unless keys are given; keys are never logged, never echoed

@@ -3,6 +3,7 @@ same on the direct path as through Flask; every bad value a 4xx naming the field
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 from scipy.special import expit
@@ -123,6 +124,22 @@ def test_an_approximation_explains_at_most_max_explained_rows_per_request(make_a
     assert client.post("/predict", json=[RECORD] * 4).status_code == 200  # without explanations: no such limit
     exact = client.post(f"/predict?model={REGRESSOR}&explain=true", json=[PATIENT] * 4)
     assert exact.status_code == 200 and len(exact.json["predictions"]) == 4  # exact methods: MAX_BATCH_ROWS
+
+
+def test_any_method_explains_only_the_rows_that_fit_in_the_time_limit(make_app):
+    app = make_app(EXPLAIN_TIME_LIMIT=1)
+    registry = app.extensions["registry"]
+    forest = registry.get(REGRESSOR, 1)  # exact TreeSHAP; told here that a row costs 0.4 s to explain
+    assert forest.explainer.exact and forest.explainer.seconds_per_row > 0  # measured when it loaded
+    slow = replace(forest, explainer=replace(forest.explainer, seconds_per_row=0.4))
+    registry.models[REGRESSOR][1] = slow
+    registry._resolved.clear()
+    client = app.test_client()
+    assert client.post(f"/predict?model={REGRESSOR}&explain=true", json=[PATIENT] * 2).status_code == 200
+    refused = client.post(f"/predict?model={REGRESSOR}&explain=true", json=[PATIENT] * 3)
+    assert_problem(refused, 413)
+    assert "at most 2 rows fit in EXPLAIN_TIME_LIMIT (1 s)" in refused.json["detail"]
+    assert client.post(f"/predict?model={REGRESSOR}", json=[PATIENT] * 3).status_code == 200
 
 
 @pytest.fixture(scope="module")

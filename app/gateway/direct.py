@@ -60,7 +60,7 @@ def answer(app, environ: dict[str, Any]) -> Answer | None:
         model = app.extensions["registry"].get(name, version)
         rows = payloads.decode_json(payloads.parse_json(body), model.decoder, app.config["MAX_BATCH_ROWS"])
         explainer = payloads.explainer_for(model, len(rows.decoded.matrix), explained, rows.explain,
-                                           app.config["MAX_EXPLAINED_ROWS"])
+                                           app.config["MAX_EXPLAINED_ROWS"], app.config["EXPLAIN_TIME_LIMIT"])
     except Exception:  # noqa: BLE001 - not swallowed: Flask decodes it again and answers it properly
         environ["wsgi.input"] = io.BytesIO(body)
         return None

@@ -70,8 +70,8 @@ PROBLEM = {"$ref": "#/components/schemas/Problem"}
 ERRORS = {
     "400": "Malformed body (not JSON or CSV, empty, not UTF-8) or a bad version",
     "404": "Unknown model or version",
-    "413": "Body larger than MAX_CONTENT_LENGTH, more rows than MAX_BATCH_ROWS, or explanations by approximation "
-           "for more rows than MAX_EXPLAINED_ROWS",
+    "413": "Body larger than MAX_CONTENT_LENGTH, more rows than MAX_BATCH_ROWS, or explanations for more rows than "
+           "MAX_EXPLAINED_ROWS (by approximation) or than fit in EXPLAIN_TIME_LIMIT",
     "415": "Content-Type is neither application/json nor text/csv",
     "422": "Invalid values: every problem, per row and field (explain: not true or false)",
     "503": "The model failed verification at startup",

@@ -203,9 +203,10 @@ def wants_explanations(query: Sequence[str], body: bool | None) -> bool:
 
 
 def explainer_for(model: LoadedModel, rows: int, query: Sequence[str], body: bool | None,
-                  max_rows: int) -> explain.Explainer | None:
+                  max_rows: int, time_limit: float) -> explain.Explainer | None:
     """The explainer that answers this request, or None when it asks for no explanations. An
-    approximation explains at most ``max_rows`` rows (MAX_EXPLAINED_ROWS) per request."""
+    approximation explains at most ``max_rows`` rows (MAX_EXPLAINED_ROWS) per request, and any
+    method only the rows that fit in ``time_limit`` seconds (EXPLAIN_TIME_LIMIT) at its cost."""
     if not wants_explanations(query, body):
         return None
     explainer = explain.require(model)
@@ -213,6 +214,11 @@ def explainer_for(model: LoadedModel, rows: int, query: Sequence[str], body: boo
         raise PayloadTooLarge(f"the batch has {rows} rows; {model.tag} is explained by an approximation "
                               f"({explainer.method}), at most {max_rows} rows per request (MAX_EXPLAINED_ROWS): "
                               "split it, or leave out explain")
+    allowed = explainer.row_limit(time_limit)
+    if rows > allowed:
+        raise PayloadTooLarge(f"the batch has {rows} rows; explaining {model.tag} ({explainer.method}) costs about "
+                              f"{explainer.seconds_per_row * 1000:.3g} ms a row, so at most {allowed} rows fit in "
+                              f"EXPLAIN_TIME_LIMIT ({time_limit:g} s): split it, or leave out explain")
     return explainer
 
 
@@ -279,13 +285,13 @@ def predict_and_encode(model: LoadedModel, decoded: Decoded, metrics: Any | None
     """Predict the rows and encode the answer: the prediction document, with each row's
     explanation when an ``explainer`` is given, or (``plain``) MLflow's list of labels or values."""
     output = predict.predict(model, decoded)
+    explanations = None
+    if explainer is not None and not plain:  # before the counting: a request that fails here counts nothing
+        explanations = explain.documents(model, explainer, explainer.explain(decoded.matrix, output))
     if metrics is not None:  # the gateway's Metrics, told what each row got
         metrics.observe_predictions(model, output)
     if drift is not None:  # the gateway's drift window, told what was asked and answered (counted later)
         drift.observe(model, decoded.matrix, output)
     if plain:
         return json_answer(predict.plain_document(model, output), model)
-    explanations = None
-    if explainer is not None:
-        explanations = explain.documents(model, explainer, explainer.explain(decoded.matrix, output))
     return json_answer(predict.prediction_document(model, decoded, output, explanations), model)

@@ -68,7 +68,7 @@ def explain_query() -> list[str]:
 def asked_explainer(model: LoadedModel, rows: payloads.Rows) -> explain.Explainer | None:
     """?explain= and the body's "explain": the explainer that answers, or None."""
     return payloads.explainer_for(model, len(rows.decoded.matrix), explain_query(), rows.explain,
-                                  current_app.config["MAX_EXPLAINED_ROWS"])
+                                  current_app.config["MAX_EXPLAINED_ROWS"], current_app.config["EXPLAIN_TIME_LIMIT"])
 
 
 def decode_query(model: LoadedModel) -> Decoded:

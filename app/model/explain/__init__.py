@@ -23,7 +23,8 @@ like the compiled backend: on synthetic rows, the explained value must be the se
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
@@ -74,6 +75,15 @@ class Explainer:
     contributions: Any  # LinearContributions, TreeContributions or SampledContributions
     per_class: bool  # several classes: the row's predicted class is explained, else classes[1] (or a value)
     regressor: bool
+    seconds_per_row: float = 0.0  # what explaining a row cost when the version was loaded (its check)
+
+    def row_limit(self, seconds: float) -> int:
+        """The rows one request may have explained within ``seconds`` (EXPLAIN_TIME_LIMIT), at the
+        cost measured at load: a large forest's exact TreeSHAP, or an approximation over many
+        features, must not run past the worker's timeout."""
+        if self.seconds_per_row <= 0:
+            return 1 << 62
+        return max(1, int(seconds / self.seconds_per_row))
 
     def attribute(self, matrix: np.ndarray) -> Attribution:
         return self.contributions.attribute(self.prepare(matrix))
@@ -113,8 +123,7 @@ def explainer_for(model: "LoadedModel") -> Explainer | Unexplained:
     for build in (_exact, _sampled):
         try:
             explainer = build(model)
-            _check(explainer, model)
-            return explainer
+            return replace(explainer, seconds_per_row=_check(explainer, model))
         except (Unsupported, NotAdditive, Mismatch, ValueError) as exc:
             reasons.append(str(exc))
         except Exception as exc:  # noqa: BLE001 - a model that cannot be explained is still served
@@ -182,12 +191,17 @@ def log_odds(probabilities: np.ndarray) -> np.ndarray:
     return np.log(np.maximum(probabilities, EPSILON)) - np.log(np.maximum(1 - probabilities, EPSILON))
 
 
-def _check(explainer: Explainer, model: "LoadedModel") -> None:
+def _check(explainer: Explainer, model: "LoadedModel") -> float:
     """The explained values are the served predictions' on synthetic rows (the approximation's
-    add up by construction: two rows check that it runs)."""
+    add up by construction: two rows check that it runs); returns the seconds a row took (the
+    faster of two runs, so a busy moment at load does not shrink the row limit)."""
     matrix = synthetic_rows(model.schema, rows=CHECKED_ROWS if explainer.exact else 2)
     output = predict.predict(model, Decoded(matrix, [], model.schema))
-    values = explainer.attribute(matrix).values
+    timings = []
+    for _ in range(2):
+        started = time.perf_counter()
+        values = explainer.attribute(matrix).values
+        timings.append(time.perf_counter() - started)
     kind = explainer.output
     if kind == "value":
         _close(values[:, 0], output.values)
@@ -201,6 +215,7 @@ def _check(explainer: Explainer, model: "LoadedModel") -> None:
         probabilities = output.probabilities if explainer.per_class else output.probabilities[:, [1]]
         explained = {"log-odds": expit, "probability": lambda v: v, "softmax-score": lambda v: softmax(v, axis=1)}[kind]
         _close(explained(values), probabilities)
+    return min(timings) / len(matrix)
 
 
 def _close(got: np.ndarray, expected: np.ndarray) -> None:
