@@ -233,3 +233,39 @@ def test_a_version_made_before_cards_gets_a_page_that_says_so(models_copy):
 def test_the_prediction_page_links_to_the_card(client):
     page = client.get(f"/?model={PIMA}&version=1").get_data(as_text=True)
     assert f'href="/models/{PIMA}/1"' in page and "model card" in page
+
+
+def test_r2_intervals_stay_finite_when_a_round_draws_one_value_every_time():
+    r2 = bootstrap.regression_intervals(np.array([100.0, 101.0, 102.5]), np.array([100.5, 100.0, 102.0]))[2]
+    assert r2["low"] is None or r2["low"] > -1e3, r2  # not -4e12 from a variance that is 0 up to rounding
+
+
+def test_drawing_a_card_leaves_the_callers_matplotlib_backend_alone(models_dir):
+    import matplotlib
+
+    matplotlib.use("svg")
+    model = artifacts.load(models_dir / REGRESSOR / "1").model
+    card.build(model, "regression", [], None, {"schema": {"features": []}})
+    card._svg(card._figure()[0])
+    assert matplotlib.get_backend() == "svg"
+
+
+def test_an_open_card_of_a_version_that_failed_to_load_does_not_say_why(models_copy):
+    with open(models_copy / "titanic" / "1" / "model.skops", "ab") as stream:
+        stream.write(b"tampered")
+    client = create_app({"TESTING": True, "MODELS_DIR": str(models_copy), "API_KEYS": (KEY,)}).test_client()
+    for answer in (client.get("/models/titanic/1", headers={"Accept": BROWSER}),
+                   client.get("/models/titanic/1/card/README.md")):
+        assert answer.status_code == 503 and str(models_copy) not in answer.json["detail"]
+        assert "sha256" not in answer.json["detail"]
+
+
+def test_a_card_without_its_markdown_links_to_none(models_copy):
+    path = models_copy / PIMA / "1" / "metadata.json"
+    metadata = json.loads(path.read_text())
+    del metadata["files"]["card/README.md"]
+    path.write_text(json.dumps(metadata))
+    client = create_app({"TESTING": True, "MODELS_DIR": str(models_copy)}).test_client()
+    assert 'id="card-markdown"' not in client.get(f"/models/{PIMA}/1", headers={"Accept": BROWSER}).get_data(as_text=True)
+    assert client.get(f"/models/{PIMA}/1").json["card"]["markdown"] is None
+    assert 'id="card-markdown"' in client.get(f"/models/{REGRESSOR}/1", headers={"Accept": BROWSER}).get_data(as_text=True)

@@ -379,3 +379,21 @@ def test_two_gunicorn_workers_count_into_one_window_that_survives_a_reload_to_a_
         assert writers(metrics_dir / "drift", 1).isdisjoint(writers(metrics_dir / "drift", 2))
     finally:
         server.stop(process)
+
+
+def test_each_counting_process_writes_a_file_of_its_own_and_dead_aged_out_files_are_swept(make_app, tmp_path):
+    from app.gateway.drift import SUFFIX, DriftWindow
+    from app.model import predict
+
+    model = make_app().extensions["registry"].get()
+    decoded = model.decoder.records(records(FEATURES.head(4)))
+    output = predict.predict(model, decoded)
+    stale = tmp_path / f"retired@9@999999999-0a1b2c3d{SUFFIX}"  # an exited worker's, long out of the window
+    np.lib.format.open_memmap(stale, mode="w+", dtype=np.int64, shape=(12, 3))[:, 0] = -1
+    first, second = DriftWindow(3600, 1, tmp_path), DriftWindow(3600, 1, tmp_path)  # as a reused pid would be
+    for window in (first, second):
+        window.observe(model, decoded.matrix, output)
+        window.fold()
+    assert len(list(tmp_path.glob(f"{PIMA}@1@*{SUFFIX}"))) == 2  # neither truncated the other's counts
+    assert first.report(model)["rows"] == 8
+    assert not stale.exists()

@@ -24,6 +24,7 @@ import atexit
 import functools
 import logging
 import os
+import secrets
 import threading
 import time
 import weakref
@@ -149,7 +150,9 @@ class DriftWindow:
                 counts = np.zeros((SLOTS, 1 + width), dtype=np.int64)
             else:
                 self.folder.mkdir(parents=True, exist_ok=True)
-                path = self.folder / f"{key[0]}@{key[1]}@{os.getpid()}{SUFFIX}"
+                # the pid says whether the writer lives; the token keeps a reused pid from truncating
+                # the counts a dead worker left in the window
+                path = self.folder / f"{key[0]}@{key[1]}@{os.getpid()}-{secrets.token_hex(4)}{SUFFIX}"
                 counts = np.lib.format.open_memmap(path, mode="w+", dtype=np.int64, shape=(SLOTS, 1 + width))
             counts[:, 0] = -1
             self._counts[key] = counts
@@ -192,7 +195,7 @@ class DriftWindow:
             own = self._counts.get(key)
             return [] if own is None else [own]
         found = []
-        for path in self.folder.glob(f"{key[0]}@{key[1]}@*{SUFFIX}"):
+        for path in self.folder.glob(f"*{SUFFIX}"):  # every version's: the sweep covers deleted versions too
             try:
                 counts = np.load(path, mmap_mode="r")
             except (OSError, ValueError):  # being created, or removed meanwhile
@@ -200,7 +203,8 @@ class DriftWindow:
             if counts[:, 0].max() <= newest - SLOTS and not _alive(path):
                 path.unlink(missing_ok=True)  # an exited worker's counts, all aged out of the window
                 continue
-            found.append(counts)
+            if path.name.startswith(f"{key[0]}@{key[1]}@"):
+                found.append(counts)
         return found
 
     def report(self, model, now: float | None = None) -> dict[str, Any]:
@@ -260,7 +264,7 @@ def _call_if_alive(method: weakref.WeakMethod) -> None:
 
 
 def _alive(path: Path) -> bool:
-    pid = int(path.name[: -len(SUFFIX)].rsplit("@", 1)[1])
+    pid = int(path.name[: -len(SUFFIX)].rsplit("@", 1)[1].split("-")[0])
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -108,9 +108,12 @@ def regression_intervals(truth: np.ndarray, predicted: np.ndarray) -> list[dict[
         return np.sqrt(c @ squared / rows)
 
     def r2(c: np.ndarray) -> np.ndarray:
-        total = c @ truth_squared - (c @ truth) ** 2 / rows
+        # A round that drew one value every time has no variance: its total is 0 up to rounding
+        # (relative to the sum of squares), and R² is undefined there, not -4e12.
+        sum_of_squares = c @ truth_squared
+        total = sum_of_squares - (c @ truth) ** 2 / rows
         with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(total > 0, 1 - (c @ squared) / total, np.nan)
+            return np.where(total > 1e-9 * np.maximum(sum_of_squares, 1e-300), 1 - (c @ squared) / total, np.nan)
 
     everything = np.ones((1, rows))
     return [interval("RMSE", float(rmse(everything)[0]), _collect(rows, rmse)),

@@ -31,6 +31,7 @@ IMPORTANCE_ROWS = 2000  # permutation importance on at most this many held-out r
 SCATTER_POINTS = 2000  # residual plots draw at most this many points
 MAX_CURVES = 10  # one-vs-rest curves drawn for at most this many classes
 PLOT_SIZE = (5.0, 3.8)
+MIN_ROWS = 2  # held-out rows with answers below which nothing is measured or drawn
 
 
 @dataclass
@@ -56,10 +57,12 @@ class Evaluation:
 def build(model: Any, task: str, classes: Sequence[Any], evaluation: Evaluation | None, about: dict[str, Any]) -> Card:
     """The card of a version: ``about`` is the version's metadata so far (name, target, schema,
     class names, training facts). Without held-out answers the card describes the model only."""
-    if evaluation is None or len(evaluation.truth) < 2:
+    if evaluation is None or len(evaluation.truth) < MIN_ROWS:
+        given = "no rows" if evaluation is None else f"only {len(evaluation.truth)} rows"
         summary = {"evaluated_on": None, "metrics": [], "plots": [], "importance": [],
-                   "note": "no rows with known answers were given (train.py holds some out; manage.py import "
-                           "needs --sample with --target), so the card has no metrics or plots"}
+                   "note": f"{given} with known answers were given (at least {MIN_ROWS} are needed; train.py holds "
+                           "some out, manage.py import needs --sample with --target), so the card has no metrics "
+                           "or plots"}
         return Card(summary, {MARKDOWN_FILE: markdown(model, about, summary)})
     names = display_names(classes, about.get("class_names"))
     if task == CLASSIFICATION:
@@ -280,9 +283,8 @@ def _feature_labels(about: dict[str, Any]) -> dict[str, str]:
 
 # ---- drawing ----------------------------------------------------------------------------------
 def _figure(height: float = PLOT_SIZE[1]):
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
+    """A figure of its own, outside pyplot: nothing global changes (a notebook calling
+    publish_model keeps its backend), and savefig(format="svg") needs no backend."""
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(PLOT_SIZE[0], height), layout="constrained")

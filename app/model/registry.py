@@ -269,14 +269,14 @@ class Registry:
             "explanations": loaded.explainer.describe() if loaded.explainer is not None else None,
             "model_sha256": meta.get("model_sha256"),
             "command": meta.get("command"),
-            "card": card_links(name, version, meta.get("card")),
+            "card": card_links(name, version, meta.get("card"), meta.get("files") or {}),
         }
 
 
-def card_links(name: str, version: int, summary: dict[str, Any] | None) -> dict[str, Any] | None:
+def card_links(name: str, version: int, summary: dict[str, Any] | None, files: dict[str, str]) -> dict[str, Any] | None:
     """The card's summary with where its files are served (the page is the version's own URL)."""
     if not summary:
         return None
     base = f"/models/{name}/{version}/card/"
-    return {**summary, "markdown": base + "README.md",
+    return {**summary, "markdown": base + "README.md" if "card/README.md" in files else None,
             "plots": [{**plot, "url": base + plot["file"]} for plot in summary.get("plots", [])]}

@@ -12,7 +12,7 @@ from typing import Any
 from flask import Response, current_app, render_template
 
 from ...model import card as model_card
-from ...model.errors import ModelNotFound
+from ...model.errors import ModelNotFound, ModelUnavailable
 from ...model.registry import LoadedModel, Registry
 from . import bp
 
@@ -23,13 +23,25 @@ def registry() -> Registry:
     return current_app.extensions["registry"]
 
 
+def loaded(name: str, version: int) -> LoadedModel:
+    """The version, for these open routes: why a version failed to load (paths, hashes) is for
+    key holders (GET /models/<name>), not for anyone who opens a card."""
+    try:
+        return registry().get(name, version)
+    except ModelUnavailable:
+        raise ModelUnavailable(f"model {name}/{version} is not available; see GET /models/{name} with an API "
+                               "key for why") from None
+
+
 def card_page(name: str, version: int) -> Response:
     found = registry()
-    model = found.get(name, version)
+    model = loaded(name, version)
     summary = model.metadata.get("card")
     folder = found.models_dir / name / str(version) / model_card.FOLDER
     missing = [plot["file"] for plot in (summary or {}).get("plots", []) if not (folder / plot["file"]).is_file()]
+    markdown = f"{model_card.FOLDER}/{model_card.MARKDOWN_FILE}" in (model.metadata.get("files") or {})
     body = render_template("card.html", model=model, card=summary, facts=facts(model), missing=missing,
+                           markdown=markdown,
                            class_names=model_card.display_names(model.classes, model.metadata.get("class_names")),
                            needs_key=current_app.extensions["gateway"].keys is not None,
                            default=found.default_version(name) == version)
@@ -63,6 +75,7 @@ def card_file(name: str, version: int, filename: str) -> Response:
     suffix = filename[filename.rfind("."):] if "." in filename else ""
     if suffix not in CONTENT_TYPES:
         raise ModelNotFound(f"model {name}/{version} has no card file {filename[:60]!r}")
+    loaded(name, version)
     data = registry().read_file(name, version, f"{model_card.FOLDER}/{filename}")
     return current_app.response_class(data, mimetype=CONTENT_TYPES[suffix].split(";")[0],
                                       content_type=CONTENT_TYPES[suffix])
