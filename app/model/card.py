@@ -236,10 +236,15 @@ def _scatter(x: np.ndarray, y: np.ndarray, x_label: str, y_label: str, diagonal:
 
 
 # ---- both -------------------------------------------------------------------------------------
-def _importance_scoring(task: str, model: Any, evaluation: Evaluation) -> str:
-    if evaluation.scoring:
-        return evaluation.scoring
-    return "accuracy" if task == CLASSIFICATION else "r2"
+def _importance_scoring(task: str, model: Any, evaluation: Evaluation, truth: pd.Series) -> str:
+    """The scorer the model was tuned with, unless it cannot score these rows (probabilities the
+    model lacks, a ROC AUC without exactly two classes): then accuracy, or R² for a regressor."""
+    fallback = "accuracy" if task == CLASSIFICATION else "r2"
+    scoring = evaluation.scoring or fallback
+    needs_probabilities = scoring in ("neg_log_loss", "roc_auc")
+    if needs_probabilities and (not hasattr(model, "predict_proba") or truth.nunique() < 2):
+        return fallback
+    return fallback if scoring == "roc_auc" and truth.nunique() != 2 else scoring
 
 
 def permutation_importance(model: Any, task: str, evaluation: Evaluation) -> tuple[list[dict[str, Any]], str]:
@@ -253,11 +258,7 @@ def permutation_importance(model: Any, task: str, evaluation: Evaluation) -> tup
         chosen = np.sort(np.random.default_rng(0).choice(len(features), IMPORTANCE_ROWS, replace=False))
         features = features.iloc[chosen] if hasattr(features, "iloc") else features[chosen]
         truth = truth.iloc[chosen]
-    scoring = _importance_scoring(task, model, evaluation)
-    if scoring in ("neg_log_loss", "roc_auc") and not hasattr(model, "predict_proba"):
-        scoring = "accuracy"
-    if scoring == "roc_auc" and truth.nunique() != 2 or scoring in ("neg_log_loss", "roc_auc") and truth.nunique() < 2:
-        scoring = "accuracy"
+    scoring = _importance_scoring(task, model, evaluation, truth)
     try:
         found = permute(model, features, truth, scoring=scoring, n_repeats=IMPORTANCE_ROUNDS, random_state=0, n_jobs=1)
     except ValueError:  # a scorer that cannot score these rows (one class only): no importance
