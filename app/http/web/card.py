@@ -13,7 +13,7 @@ from flask import Response, current_app, render_template
 
 from ...model import card as model_card
 from ...model.errors import ModelNotFound, ModelUnavailable
-from ...model.registry import LoadedModel, Registry
+from ...model.registry import LoadedModel, Registry, card_links
 from . import bp
 
 CONTENT_TYPES = {".svg": "image/svg+xml", ".md": "text/markdown; charset=utf-8"}
@@ -39,9 +39,9 @@ def card_page(name: str, version: int) -> Response:
     summary = model.metadata.get("card")
     folder = found.models_dir / name / str(version) / model_card.FOLDER
     missing = [plot["file"] for plot in (summary or {}).get("plots", []) if not (folder / plot["file"]).is_file()]
-    markdown = f"{model_card.FOLDER}/{model_card.MARKDOWN_FILE}" in (model.metadata.get("files") or {})
+    links = card_links(name, version, summary, model.metadata.get("files") or {})
     body = render_template("card.html", model=model, card=summary, facts=facts(model), missing=missing,
-                           markdown=markdown,
+                           markdown=links["markdown"] if links else None,
                            class_names=model_card.display_names(model.classes, model.metadata.get("class_names")),
                            needs_key=current_app.extensions["gateway"].keys is not None,
                            default=found.default_version(name) == version)
