@@ -17,6 +17,12 @@ from tests.server import GUNICORN
     ("MAX_BATCH_ROWS", "0", "at least 1"),
     ("LOG_FORMAT", "xml", "one of text, json"),
     ("EXIT_IF_UNREADY", "maybe", "true or false"),
+    ("DRIFT", "sometimes", "true or false, got 'sometimes'"),
+    ("DRIFT_WINDOW", "an hour", "whole number, got 'an hour'"),
+    ("DRIFT_WINDOW", "0", "at least 1, got 0"),
+    ("DRIFT_WINDOW", "99999999", "at most 2592000, got 99999999"),
+    ("DRIFT_MIN_ROWS", "-5", "at least 1, got -5"),
+    ("EXPLAIN_TIME_LIMIT", "0", "at least 1, got 0"),
 ])
 def test_bad_settings_stop_startup_with_a_clear_message(monkeypatch, models_dir, name, value, words):
     monkeypatch.setenv(name, value)
