@@ -64,6 +64,7 @@ class DriftWindow:
         self.folder = folder
         self._bins: dict[Key, tuple[drift.Bins | None, str | None]] = {}
         self._last_failure_log = -1e9
+        self._swept = -1  # the slot in which every version's count files were last swept
         self._reset()
         # gunicorn forks the workers from a master that never counts: each starts afresh
         os.register_at_fork(after_in_child=functools.partial(_call_if_alive, weakref.WeakMethod(self._reset)))
@@ -194,17 +195,24 @@ class DriftWindow:
         if self.folder is None:
             own = self._counts.get(key)
             return [] if own is None else [own]
+        if newest != self._swept:  # once a slot, every version's files: deleted versions' too
+            self._swept = newest
+            self._counts_in(f"*{SUFFIX}", newest)
+        return self._counts_in(f"{key[0]}@{key[1]}@*{SUFFIX}", newest)
+
+    def _counts_in(self, pattern: str, newest: int) -> list[np.ndarray]:
+        """The count files matching ``pattern``; an exited worker's whose counts all aged out of
+        the window are removed instead."""
         found = []
-        for path in self.folder.glob(f"*{SUFFIX}"):  # every version's: the sweep covers deleted versions too
+        for path in self.folder.glob(pattern):
             try:
                 counts = np.load(path, mmap_mode="r")
             except (OSError, ValueError):  # being created, or removed meanwhile
                 continue
             if counts[:, 0].max() <= newest - SLOTS and not _alive(path):
-                path.unlink(missing_ok=True)  # an exited worker's counts, all aged out of the window
+                path.unlink(missing_ok=True)
                 continue
-            if path.name.startswith(f"{key[0]}@{key[1]}@"):
-                found.append(counts)
+            found.append(counts)
         return found
 
     def report(self, model, now: float | None = None) -> dict[str, Any]:
